@@ -1,0 +1,20 @@
+"""Keyed operators: one per file, each a function plus a thin nn.Module."""
+
+from .conv import KeyedConv2d, keyed_conv2d
+from .deform_conv import KeyedDeformConv2d, deform_offsets
+from .pool import KeyedMaxPool2d, KeyedWeightedSum2d, keyed_max_pool2d, keyed_weighted_sum2d
+from .tokens import from_tokens, gather_taps, to_tokens
+
+__all__ = [
+    "KeyedConv2d",
+    "KeyedDeformConv2d",
+    "KeyedMaxPool2d",
+    "KeyedWeightedSum2d",
+    "deform_offsets",
+    "from_tokens",
+    "gather_taps",
+    "keyed_conv2d",
+    "keyed_max_pool2d",
+    "keyed_weighted_sum2d",
+    "to_tokens",
+]

@@ -1,0 +1,105 @@
+"""Secret keys: generation, fingerprints and key files (64 hex chars, mode 0600)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+import stat
+import tempfile
+from pathlib import Path
+
+KEY_BYTES = 32
+
+
+class KeyFileError(ValueError):
+    """A key file is missing, malformed or readable by others."""
+
+
+class Key:
+    """A 32-byte secret. Only its fingerprint ever leaves this object as text."""
+
+    __slots__ = ("_secret",)
+
+    def __init__(self, secret: bytes) -> None:
+        if not isinstance(secret, bytes | bytearray) or len(secret) != KEY_BYTES:
+            raise ValueError(f"a key is exactly {KEY_BYTES} bytes, got {_describe(secret)}")
+        self._secret = bytes(secret)
+
+    @classmethod
+    def generate(cls) -> Key:
+        return cls(secrets.token_bytes(KEY_BYTES))
+
+    @classmethod
+    def from_hex(cls, text: str) -> Key:
+        text = text.strip()
+        if len(text) != 2 * KEY_BYTES:
+            raise ValueError(f"a key in hex is {2 * KEY_BYTES} hex characters, got {len(text)} characters")
+        try:
+            return cls(bytes.fromhex(text))
+        except ValueError:
+            raise ValueError(
+                f"a key in hex is {2 * KEY_BYTES} characters from 0-9a-f; found another character"
+            ) from None
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Key:
+        """Read a key file, refusing one that group or others may read (as ssh does)."""
+        path = Path(path)
+        try:
+            mode = path.stat().st_mode
+        except FileNotFoundError:
+            raise KeyFileError(f"key file {path} does not exist (create one with Key.generate().save(path))") from None
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise KeyFileError(
+                f"key file {path} has permissions {stat.filemode(mode)}: it must be readable by its owner only "
+                f"(chmod 600 {path})"
+            )
+        try:
+            return cls.from_hex(path.read_text(encoding="ascii"))
+        except (ValueError, UnicodeDecodeError) as err:
+            raise KeyFileError(f"key file {path} is not a privcam key: {err}") from None
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the key as hex with mode 0600, atomically (temporary name, then rename)."""
+        path = Path(path)
+        fd, tmp = tempfile.mkstemp(prefix=".key-", dir=path.parent or ".")
+        try:
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "w", encoding="ascii") as f:
+                f.write(self._secret.hex() + "\n")
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    @property
+    def secret(self) -> bytes:
+        """The raw key bytes: for the key schedule only, never for logs or metadata."""
+        return self._secret
+
+    @property
+    def fingerprint(self) -> str:
+        return hashlib.blake2b(self._secret, digest_size=8, person=b"privcam-fp").hexdigest()
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Key) and hmac.compare_digest(self._secret, other._secret)
+
+    def __hash__(self) -> int:
+        return hash(self.fingerprint)
+
+    def __repr__(self) -> str:
+        return f"Key(fingerprint={self.fingerprint})"
+
+    __str__ = __repr__
+
+    def __reduce__(self):
+        raise TypeError("a Key is not pickled: save it with key.save(path), mode 0600")
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, bytes | bytearray):
+        return f"{len(value)} bytes"
+    return type(value).__name__
