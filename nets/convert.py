@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import operator
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -18,7 +19,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from ..privacy import Key, permutation, readout_permutation
 from ..privacy.schedule import READOUT_UNITS
 from . import layout as rules
-from .keyed_model import KeyedModel
+from .keyed_model import BuildStats, KeyedModel
 from .ops.conv import KeyedConv2d
 from .ops.deform_conv import KeyedDeformConv2d
 from .ops.pool import KeyedMaxPool2d, KeyedWeightedSum2d
@@ -32,6 +33,7 @@ from .spatial_ops import (
 )
 
 Backend = Literal["gather", "deform"]
+KEYED_OPS = (KeyedConv2d, KeyedDeformConv2d, KeyedMaxPool2d, KeyedWeightedSum2d)
 BACKENDS = ("gather", "deform")
 
 
@@ -103,13 +105,15 @@ def to_keyed(
         raise ValueError("fold_batchnorm=True needs the model in eval mode (call model.eval() first)")
 
     channels, height, width = input_size
+    started = time.perf_counter()
     graph_module = _trace(model)
     if fold_batchnorm:
         _fold_batchnorm(graph_module)
     _propagate_shapes(graph_module, input_size)
-
     classes = _Classes()
     layouts, spatial_ops, folds = _analyse(graph_module, classes)
+    planned = time.perf_counter()
+
     input_perm = readout_permutation(key, height, width, unit, block, nonce)
     perms = _assign_permutations(classes, key, input_perm)
 
@@ -123,11 +127,12 @@ def to_keyed(
     for node, (linear, value) in folds.items():
         _replace_with_module(graph_module, node, _fold_linear(linear, perm_of(value), value.hw))
 
+    built = time.perf_counter()
     graph_module.graph.lint()
     graph_module.delete_all_unused_submodules()
     graph_module.recompile()
 
-    outputs = [v for v in _flatten_output(graph_module, layouts) if isinstance(v, Keyed)]
+    outputs = [v for v in _output_layouts(graph_module, layouts) if isinstance(v, Keyed)]
     output_perm = perm_of(outputs[0]) if outputs else None
     device = next(iter(model.parameters()), torch.empty(0)).device
     keyed = KeyedModel(
@@ -141,6 +146,16 @@ def to_keyed(
         fold_batchnorm=fold_batchnorm,
         input_permutation=input_perm,
         output_permutation=output_perm,
+        build_stats=BuildStats(
+            analysis_seconds=planned - started,
+            table_seconds=built - planned,
+            table_bytes=sum(
+                b.numel() * b.element_size()
+                for m in graph_module.modules()
+                if isinstance(m, KEYED_OPS)
+                for b in m.buffers()
+            ),
+        ),
     )
     keyed.train(model.training)
     return keyed.to(device)
@@ -191,13 +206,19 @@ def _propagate_shapes(gm: fx.GraphModule, input_size: tuple[int, int, int]) -> N
         with torch.no_grad():
             ShapeProp(gm).propagate(example)
     except Exception as err:
-        raise KeyConversionError(f"the model does not run on an input of size {tuple(input_size)}: {err}") from err
+        root = err
+        while root.__cause__ is not None:
+            root = root.__cause__
+        raise KeyConversionError(f"the model does not run on an input of size {tuple(input_size)}: {root}") from err
     finally:
         gm.train(was_training)
 
 
 def _shape(node: Any) -> tuple[int, ...] | None:
+    """The traced output shape of a node (of its first tensor, for tuple outputs)."""
     meta = node.meta.get("tensor_meta") if isinstance(node, fx.Node) else None
+    if not hasattr(meta, "shape") and isinstance(meta, list | tuple) and meta:
+        meta = meta[0]
     return tuple(meta.shape) if meta is not None and hasattr(meta, "shape") else None
 
 
@@ -210,48 +231,40 @@ def _describe(node: fx.Node, gm: fx.GraphModule) -> str:
 
 
 def _analyse(gm: fx.GraphModule, classes: _Classes):
-    """Assign each node a layout (None: plain, or Keyed), and collect ops to rewrite."""
-    layouts: dict[fx.Node, Keyed | None] = {}
-    spatial_ops: dict[fx.Node, SpatialOp] = {}
-    folds: dict[fx.Node, tuple[nn.Linear, Keyed]] = {}
-    module_calls: dict[str, int] = {}
+    """Assign each node a layout (None: plain, or Keyed), and collect the ops to rewrite."""
+    ctx = _Context(gm, classes, {}, {}, {})
     first_input = True
-
-    def fail(node: fx.Node, why: str) -> KeyConversionError:
-        return KeyConversionError(f"cannot key graph node {node.name!r}, {_describe(node, gm)}: {why}")
-
     for node in gm.graph.nodes:
         if node.op == "placeholder":
-            shape = _shape(node)
-            layouts[node] = Keyed(classes.new(node, shape[-2:]), shape[-2:]) if first_input else None
+            hw = _shape(node)[-2:]
+            ctx.layouts[node] = Keyed(classes.new(node, hw), hw) if first_input else None
             first_input = False
-            continue
-        if node.op == "get_attr":
-            layouts[node] = None
-            continue
-        if node.op == "output":
-            for value in _flatten_output_args(node.args[0], layouts):
-                if isinstance(value, Keyed) and value.flat:
-                    raise fail(node, "the model returns flattened keyed features; return a map or a vector")
-            dense = [v for v in _flatten_output_args(node.args[0], layouts) if isinstance(v, Keyed)]
-            for other in dense[1:]:
-                if other.hw != dense[0].hw:
-                    raise fail(node, "the model returns dense outputs of different sizes")
-                classes.union(dense[0].cls, other.cls)
-            continue
+        elif node.op == "get_attr":
+            ctx.layouts[node] = None
+        elif node.op == "output":
+            _unify_outputs(node, ctx)
+        elif not any(isinstance(ctx.layouts.get(a), Keyed) for a in _node_args(node)):
+            ctx.layouts[node] = None
+        else:
+            try:
+                ctx.layouts[node] = _RULES[node.op](node, ctx)
+            except (UnsupportedSpatialOp, _Refused) as err:
+                raise KeyConversionError(f"cannot key graph node {node.name!r}, {_describe(node, gm)}: {err}") from None
+    return ctx.layouts, ctx.spatial_ops, ctx.folds
 
-        inputs = [a for a in _node_args(node) if isinstance(layouts.get(a), Keyed)]
-        if not inputs:
-            layouts[node] = None
-            continue
-        rule = _RULES.get(node.op)
-        try:
-            layouts[node] = rule(node, gm, classes, layouts, spatial_ops, folds, module_calls)
-        except UnsupportedSpatialOp as err:
-            raise fail(node, str(err)) from None
-        except _Refused as err:
-            raise fail(node, str(err)) from None
-    return layouts, spatial_ops, folds
+
+@dataclass
+class _Context:
+    """What the rules read and record while the analysis walks the graph."""
+
+    gm: fx.GraphModule
+    classes: _Classes
+    layouts: dict[fx.Node, Keyed | None]
+    spatial_ops: dict[fx.Node, SpatialOp]
+    folds: dict[fx.Node, tuple[nn.Linear, Keyed]]
+
+    def keyed_inputs(self, node: fx.Node) -> list[Keyed]:
+        return [self.layouts[a] for a in _node_args(node) if isinstance(self.layouts.get(a), Keyed)]
 
 
 class _Refused(Exception):
@@ -264,42 +277,47 @@ def _node_args(node: fx.Node) -> list[fx.Node]:
     return found
 
 
-def _flatten_output_args(args: Any, layouts) -> list[Keyed | None]:
-    found: list[Keyed | None] = []
-    fx.node.map_arg(args, lambda n: found.append(layouts.get(n)) or n)
-    return found
-
-
-def _flatten_output(gm: fx.GraphModule, layouts) -> list[Keyed | None]:
+def _output_layouts(gm: fx.GraphModule, layouts) -> list[Keyed | None]:
     output = next(n for n in gm.graph.nodes if n.op == "output")
-    return _flatten_output_args(output.args[0], layouts)
+    return [layouts.get(n) for n in _node_args(output)]
 
 
-def _spatial(node, classes: _Classes, op: SpatialOp | None, spatial_ops, in_layout: Keyed) -> Keyed | None:
-    if in_layout.flat:
+def _unify_outputs(node: fx.Node, ctx: _Context) -> None:
+    """Dense outputs share one output permutation."""
+    dense = ctx.keyed_inputs(node)
+    for value in dense:
+        if value.flat:
+            raise KeyConversionError("the model returns flattened keyed features; return a map or a vector")
+        if value.hw != dense[0].hw:
+            raise KeyConversionError("the model returns dense outputs of different sizes")
+        ctx.classes.union(dense[0].cls, value.cls)
+
+
+def _spatial(node: fx.Node, ctx: _Context, op: SpatialOp | None) -> Keyed | None:
+    """A spatial op: its output gets a new permutation class; op None means it runs unchanged."""
+    value = ctx.layouts[node.args[0]]
+    if value.flat:
         raise _Refused("a spatial op cannot run on flattened features")
     out_hw = _shape(node)[-2:]
-    if op is not None:
-        spatial_ops[node] = op
-    if out_hw == (1, 1):
-        return Keyed(classes.new(node, out_hw), out_hw) if op is not None else None
-    return Keyed(classes.new(node, out_hw), out_hw)
+    if op is None:
+        return None  # global pooling: a 1x1 map has one order
+    ctx.spatial_ops[node] = op
+    return Keyed(ctx.classes.new(node, out_hw), out_hw)
 
 
-def _pointwise(node, classes: _Classes, layouts, flat_ok: bool = True) -> Keyed:
-    keyed = [layouts[a] for a in _node_args(node) if isinstance(layouts.get(a), Keyed)]
-    plain_tensors = [a for a in _node_args(node) if layouts.get(a) is None and _shape(a) is not None]
+def _pointwise(node: fx.Node, ctx: _Context, flat_ok: bool = True) -> Keyed:
+    keyed = ctx.keyed_inputs(node)
     first = keyed[0]
     for other in keyed[1:]:
         if other.flat != first.flat or other.hw != first.hw:
             raise _Refused("it combines keyed values of different shapes or kinds")
-        classes.union(first.cls, other.cls)
+        ctx.classes.union(first.cls, other.cls)
     if first.flat and not flat_ok:
         raise _Refused("it has per-feature parameters and cannot run on flattened keyed features")
     trailing = 1 if first.flat else 2
-    for operand in plain_tensors:
+    for operand in _node_args(node):
         shape = _shape(operand)
-        if any(s != 1 for s in shape[-trailing:]):
+        if ctx.layouts.get(operand) is None and shape is not None and any(s != 1 for s in shape[-trailing:]):
             raise _Refused(
                 f"it combines the keyed map with {operand.name!r} of shape {shape}, which varies over "
                 "space; that tensor would have to be in keyed order too"
@@ -307,8 +325,8 @@ def _pointwise(node, classes: _Classes, layouts, flat_ok: bool = True) -> Keyed:
     return first
 
 
-def _reduce(node, layouts, dims) -> None:
-    value = layouts[node.args[0]]
+def _reduce(node: fx.Node, ctx: _Context, dims) -> None:
+    value = ctx.layouts[node.args[0]]
     ndim = len(_shape(node.args[0]))
     if value.flat:
         raise _Refused("a reduction over flattened keyed features")
@@ -320,126 +338,122 @@ def _reduce(node, layouts, dims) -> None:
     raise _Refused(f"reducing over dims {sorted(dims)} does not cover both spatial dims, so it depends on the order")
 
 
-def _flatten(node, layouts, start_dim: int, end_dim: int) -> Keyed | None:
-    value = layouts[node.args[0]]
+def _flatten(node: fx.Node, ctx: _Context, start_dim: int, end_dim: int) -> Keyed | None:
+    value = ctx.layouts[node.args[0]]
     ndim = len(_shape(node.args[0]))
     if value.flat:
         return value
-    if start_dim % ndim == 1 and end_dim % ndim == ndim - 1 and ndim == 4:
+    if ndim == 4 and start_dim % ndim == 1 and end_dim % ndim == ndim - 1:
         return None if value.hw == (1, 1) else Keyed(value.cls, value.hw, flat=True)
     raise _Refused(f"flattening dims {start_dim}..{end_dim} mixes keyed positions into other axes")
 
 
-def _module_rule(node, gm, classes, layouts, spatial_ops, folds, module_calls) -> Keyed | None:
-    module = gm.get_submodule(node.target)
-    value = layouts[node.args[0]] if node.args and isinstance(node.args[0], fx.Node) else None
+def _module_rule(node: fx.Node, ctx: _Context) -> Keyed | None:
+    module = ctx.gm.get_submodule(node.target)
+    value = ctx.layouts.get(node.args[0]) if node.args else None
     if not isinstance(value, Keyed):
         raise _Refused("its keyed input is not its first argument")
     if isinstance(module, nn.Linear):
-        return _linear(node, value, module, folds)
+        return _linear(node, ctx, value, module)
     if isinstance(module, nn.Flatten):
-        return _flatten(node, layouts, module.start_dim, module.end_dim)
+        return _flatten(node, ctx, module.start_dim, module.end_dim)
     if isinstance(module, rules.ELEMENTWISE_MODULES):
-        return _pointwise(node, classes, layouts)
+        return _pointwise(node, ctx)
     if isinstance(module, rules.POINTWISE_MODULES):
-        return _pointwise(node, classes, layouts, flat_ok=False)
+        return _pointwise(node, ctx, flat_ok=False)
     if isinstance(module, nn.Softmax | nn.LogSoftmax) and module.dim in (1, -3) and not value.flat:
-        return _pointwise(node, classes, layouts)
-    if isinstance(module, nn.AdaptiveAvgPool2d | nn.AdaptiveMaxPool2d) and _shape(node)[-2:] == (1, 1):
-        if getattr(module, "return_indices", False):
-            raise _Refused("adaptive max pooling with return_indices=True is not supported")
-        return _spatial(node, classes, None, spatial_ops, value)
-    in_shape = _shape(node.args[0])
-    op = module_op(module, in_shape[-2:], _shape(node)[-2:]) if in_shape and _shape(node) else None
+        return _pointwise(node, ctx)
+    out_shape = _shape(node)
+    op = module_op(module, _shape(node.args[0])[-2:], out_shape[-2:])
     if op is None:
         raise _Refused("privcam has no keyed form of this op")
+    if isinstance(module, nn.AdaptiveAvgPool2d | nn.AdaptiveMaxPool2d) and out_shape[-2:] == (1, 1):
+        return _spatial(node, ctx, None)
     if op.conv is not None:
-        _check_single_call(gm, node)
-    return _spatial(node, classes, op, spatial_ops, value)
+        _check_single_call(ctx.gm, node)
+    return _spatial(node, ctx, op)
 
 
-def _function_rule(node, gm, classes, layouts, spatial_ops, folds, module_calls) -> Keyed | None:
+def _function_rule(node: fx.Node, ctx: _Context) -> Keyed | None:
     target = node.target
     if target in rules.POINTWISE_FUNCTIONS:
-        return _pointwise(node, classes, layouts)
+        return _pointwise(node, ctx)
     if target in rules.CAT_FUNCTIONS:
-        return _cat(node, classes, layouts)
+        return _cat(node, ctx)
     if target in rules.FLATTEN_FUNCTIONS:
-        return _flatten(node, layouts, *_args(node, ("start_dim", 0), ("end_dim", -1)))
+        return _flatten(node, ctx, *_args(node, ("start_dim", 0), ("end_dim", -1)))
     if target in rules.REDUCE_FUNCTIONS:
-        return _reduce(node, layouts, _args(node, ("dim", None))[0])
+        return _reduce(node, ctx, _args(node, ("dim", None))[0])
     if target in rules.LINEAR_FUNCTIONS:
         raise _Refused("functional linear on keyed features; use nn.Linear so the weights can be keyed")
     if target is getattr and node.args[1] in ("shape", "dtype", "device"):
         return None
     if target is operator.getitem:
-        return _getitem(node, layouts)
+        return _getitem(node, ctx)
     if target in FUNCTION_OPS:
-        value = layouts[node.args[0]]
         if target in GLOBAL_POOL_FUNCTIONS and _shape(node)[-2:] == (1, 1):
-            return _spatial(node, classes, None, spatial_ops, value)
-        constants = [a for a in list(node.args[1:]) + list(node.kwargs.values()) if isinstance(a, fx.Node)]
-        kwargs = {k: v for k, v in node.kwargs.items() if not isinstance(v, fx.Node)}
-        args = [None if isinstance(a, fx.Node) else a for a in node.args[1:]]
-        if constants and target not in SIZE_FROM_SHAPE_FUNCTIONS:
+            return _spatial(node, ctx, None)
+        computed = _node_args(node)[1:]
+        if computed and target not in SIZE_FROM_SHAPE_FUNCTIONS:
             raise _Refused("its hyperparameters are computed at run time; pass constants")
-        op = FUNCTION_OPS[target](_shape(node.args[0])[-2:], _shape(node)[-2:], *args, **kwargs)
-        return _spatial(node, classes, op, spatial_ops, value)
+        args = [None if isinstance(a, fx.Node) else a for a in node.args[1:]]
+        kwargs = {k: v for k, v in node.kwargs.items() if not isinstance(v, fx.Node)}
+        return _spatial(node, ctx, FUNCTION_OPS[target](_shape(node.args[0])[-2:], _shape(node)[-2:], *args, **kwargs))
     raise _Refused("privcam has no keyed form of this op")
 
 
-def _method_rule(node, gm, classes, layouts, spatial_ops, folds, module_calls) -> Keyed | None:
+def _method_rule(node: fx.Node, ctx: _Context) -> Keyed | None:
     name = node.target
     if name in rules.SHAPE_METHODS:
         return None
     if name in rules.POINTWISE_METHODS:
-        return _pointwise(node, classes, layouts)
+        return _pointwise(node, ctx)
     if name in rules.REDUCE_METHODS:
-        return _reduce(node, layouts, _args(node, ("dim", None))[0])
+        return _reduce(node, ctx, _args(node, ("dim", None))[0])
     if name == "flatten":
-        return _flatten(node, layouts, *_args(node, ("start_dim", 0), ("end_dim", -1)))
+        return _flatten(node, ctx, *_args(node, ("start_dim", 0), ("end_dim", -1)))
     if name in rules.RESHAPE_METHODS:
         in_shape, out_shape = _shape(node.args[0]), _shape(node)
         if len(in_shape) == 4 and out_shape == (in_shape[0], in_shape[1] * in_shape[2] * in_shape[3]):
-            return _flatten(node, layouts, 1, -1)
+            node.target = "reshape"  # keyed maps may be channels-last in memory, where .view() fails
+            return _flatten(node, ctx, 1, -1)
         raise _Refused(f"reshaping {in_shape} to {out_shape} mixes keyed positions into other axes")
     raise _Refused("privcam has no keyed form of this op")
 
 
 def _args(node: fx.Node, *spec: tuple[str, Any]) -> list[Any]:
     """Positional-or-keyword arguments after the input, by name with defaults."""
-    values = []
-    for i, (name, default) in enumerate(spec, start=1):
-        values.append(node.args[i] if len(node.args) > i else node.kwargs.get(name, default))
-    return values
+    return [
+        node.args[i] if len(node.args) > i else node.kwargs.get(name, default)
+        for i, (name, default) in enumerate(spec, 1)
+    ]
 
 
-def _cat(node, classes, layouts) -> Keyed:
+def _cat(node: fx.Node, ctx: _Context) -> Keyed:
     tensors = node.args[0]
     dim = _args(node, ("dim", 0))[0]
     ndim = len(_shape(tensors[0]))
-    if any(not isinstance(layouts.get(t), Keyed) for t in tensors):
+    if any(not isinstance(ctx.layouts.get(t), Keyed) for t in tensors):
         raise _Refused("it concatenates keyed maps with plain ones")
     if dim % ndim not in (0, 1):
         raise _Refused(f"concatenation along dim {dim} (only batch and channels keep the keyed order)")
-    return _pointwise(node, classes, layouts)
+    return _pointwise(node, ctx)
 
 
-def _getitem(node, layouts) -> Keyed:
-    value = layouts[node.args[0]]
+def _getitem(node: fx.Node, ctx: _Context) -> Keyed:
+    value = ctx.layouts[node.args[0]]
     index = node.args[1] if isinstance(node.args[1], tuple) else (node.args[1],)
     leading = 1 if value.flat else 2
     if any(i is Ellipsis or i is None for i in index) or any(i != slice(None) for i in index[leading:]):
         raise _Refused("indexing a keyed value along its keyed axes")
-    if value.flat and len(index) > 1:
-        raise _Refused("indexing flattened keyed features")
     return value
 
 
-def _linear(node, value: Keyed, module: nn.Linear, folds) -> Keyed | None:
+def _linear(node: fx.Node, ctx: _Context, value: Keyed, module: nn.Linear) -> None:
     if not value.flat:
         raise _Refused("nn.Linear on a spatial map acts along its keyed width axis")
-    folds[node] = (module, value)
+    _check_single_call(ctx.gm, node)
+    ctx.folds[node] = (module, value)
     return None
 
 
@@ -449,7 +463,7 @@ def _check_single_call(gm: fx.GraphModule, node: fx.Node) -> None:
         raise _Refused("this module is called at several places; each keyed call needs its own weights")
 
 
-_RULES: dict[str, Callable[..., Keyed | None]] = {
+_RULES: dict[str, Callable[[fx.Node, _Context], Keyed | None]] = {
     "call_module": _module_rule,
     "call_function": _function_rule,
     "call_method": _method_rule,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,15 @@ CHECKPOINT_VERSION = 1
 
 class KeyMismatchError(ValueError):
     """A keyed checkpoint was made with another key than the one given."""
+
+
+@dataclass(frozen=True)
+class BuildStats:
+    """What a conversion cost: tracing and analysis, then permutations and index tables."""
+
+    analysis_seconds: float
+    table_seconds: float
+    table_bytes: int
 
 
 class KeyedModel(nn.Module):
@@ -40,6 +50,7 @@ class KeyedModel(nn.Module):
         fold_batchnorm: bool,
         input_permutation: np.ndarray,
         output_permutation: np.ndarray | None,
+        build_stats: BuildStats,
     ) -> None:
         super().__init__()
         self.graph_module = graph_module
@@ -52,6 +63,7 @@ class KeyedModel(nn.Module):
         self.fold_batchnorm = fold_batchnorm
         self.input_permutation = input_permutation
         self.output_permutation = output_permutation
+        self.build_stats = build_stats
 
     @property
     def conversion_settings(self) -> dict[str, Any]:

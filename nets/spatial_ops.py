@@ -114,6 +114,8 @@ def interpolate_op(
 
 def module_op(module: nn.Module, in_hw, out_hw) -> SpatialOp | None:
     """The spatial op a module performs, or None if the module is not a spatial op."""
+    if getattr(module, "return_indices", False):
+        raise UnsupportedSpatialOp("pooling with return_indices=True (indices into a keyed map) is not supported")
     if isinstance(module, nn.Conv2d):
         return conv_op(module, in_hw, out_hw)
     if isinstance(module, nn.MaxPool2d):
@@ -125,7 +127,6 @@ def module_op(module: nn.Module, in_hw, out_hw) -> SpatialOp | None:
             module.padding,
             module.dilation,
             module.ceil_mode,
-            module.return_indices,
         )
     if isinstance(module, nn.AvgPool2d):
         return avg_pool_op(
@@ -141,8 +142,6 @@ def module_op(module: nn.Module, in_hw, out_hw) -> SpatialOp | None:
     if isinstance(module, nn.AdaptiveAvgPool2d):
         return adaptive_op(in_hw, out_hw, "avg")
     if isinstance(module, nn.AdaptiveMaxPool2d):
-        if module.return_indices:
-            raise UnsupportedSpatialOp("adaptive max pooling with return_indices=True is not supported")
         return adaptive_op(in_hw, out_hw, "max")
     if isinstance(module, nn.Upsample):
         return interpolate_op(

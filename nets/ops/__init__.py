@@ -3,7 +3,7 @@
 from .conv import KeyedConv2d, keyed_conv2d
 from .deform_conv import KeyedDeformConv2d, deform_offsets
 from .pool import KeyedMaxPool2d, KeyedWeightedSum2d, keyed_max_pool2d, keyed_weighted_sum2d
-from .tokens import from_tokens, gather_taps, to_tokens
+from .tokens import from_tokens, gather_reduce, to_tokens
 
 __all__ = [
     "KeyedConv2d",
@@ -12,7 +12,7 @@ __all__ = [
     "KeyedWeightedSum2d",
     "deform_offsets",
     "from_tokens",
-    "gather_taps",
+    "gather_reduce",
     "keyed_conv2d",
     "keyed_max_pool2d",
     "keyed_weighted_sum2d",

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from ..stencil import Stencil
-from .tokens import from_tokens, gather_taps, matmul_rows, to_tokens
+from .tokens import from_tokens, gather_reduce, matmul_rows, to_tokens
 
 
 def keyed_conv2d(
@@ -20,24 +20,32 @@ def keyed_conv2d(
 ) -> torch.Tensor:
     """Convolution of a keyed map. x (B, C_in, H, W) keyed, weight (C_out, C_in/groups, kh, kw),
     table (H_out*W_out, kh*kw) of keyed input rows -> (B, C_out, H_out, W_out) keyed."""
-    cols = gather_taps(to_tokens(x), table, zero_row)
-    batch, n_out, taps, c_in = cols.shape
-    c_out = weight.shape[0]
+    c_out, c_in_g, kh, kw = weight.shape
+    taps = kh * kw
+    c_in = c_in_g * groups
     if groups == 1:
         w = weight.permute(0, 2, 3, 1).reshape(c_out, taps * c_in)
-        y = matmul_rows(cols.view(batch * n_out, taps * c_in), w, bias)
+
+        def reduce(cols: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+            return matmul_rows(cols.reshape(-1, taps * c_in), w, bias)
+
     elif groups == c_in == c_out:
-        y = (cols * weight.reshape(c_out, taps).t()).sum(2).view(batch * n_out, c_out)
-        if bias is not None:
-            y = y + bias
+        w = weight.reshape(c_out, taps).t()
+
+        def reduce(cols: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+            y = (cols * w).sum(1)
+            return y if bias is None else y + bias
+
     else:
-        c_in_g, c_out_g = c_in // groups, c_out // groups
-        grouped = cols.view(batch * n_out, taps, groups, c_in_g).permute(2, 0, 1, 3).reshape(groups, -1, taps * c_in_g)
+        c_out_g = c_out // groups
         w = weight.view(groups, c_out_g, c_in_g, taps).permute(0, 3, 2, 1).reshape(groups, taps * c_in_g, c_out_g)
-        y = torch.bmm(grouped, w).permute(1, 0, 2).reshape(batch * n_out, c_out)
-        if bias is not None:
-            y = y + bias
-    return from_tokens(y.view(batch, n_out, c_out), out_hw)
+
+        def reduce(cols: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+            grouped = cols.view(-1, taps, groups, c_in_g).permute(2, 0, 1, 3).reshape(groups, -1, taps * c_in_g)
+            y = torch.bmm(grouped, w).permute(1, 0, 2).reshape(-1, c_out)
+            return y if bias is None else y + bias
+
+    return from_tokens(gather_reduce(to_tokens(x), table, zero_row, reduce), out_hw)
 
 
 class KeyedConv2d(nn.Module):

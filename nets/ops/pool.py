@@ -6,20 +6,25 @@ import torch
 from torch import nn
 
 from ..stencil import Stencil
-from .tokens import from_tokens, gather_taps, to_tokens
+from .tokens import from_tokens, gather_reduce, to_tokens
 
 
 def keyed_max_pool2d(x: torch.Tensor, table: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:
     """Max over each window. x (B, C, H, W) keyed; table (H_out*W_out, window) without outside taps."""
-    return from_tokens(gather_taps(to_tokens(x), table, zero_row=False).amax(2), out_hw)
+    return from_tokens(gather_reduce(to_tokens(x), table, False, lambda cols, start, stop: cols.amax(1)), out_hw)
 
 
 def keyed_weighted_sum2d(
     x: torch.Tensor, table: torch.Tensor, weight: torch.Tensor, out_hw: tuple[int, int]
 ) -> torch.Tensor:
     """Weighted sum over each stencil (average pooling, interpolation). weight (H_out*W_out, taps)."""
-    cols = gather_taps(to_tokens(x), table, zero_row=True)
-    return from_tokens((cols * weight.unsqueeze(-1)).sum(2), out_hw)
+    tokens = to_tokens(x)
+    per_row = weight.unsqueeze(0).expand(tokens.shape[0], -1, -1).reshape(-1, weight.shape[1], 1)
+
+    def reduce(cols: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        return (cols * per_row[start:stop]).sum(1)
+
+    return from_tokens(gather_reduce(tokens, table, True, reduce), out_hw)
 
 
 class KeyedMaxPool2d(nn.Module):

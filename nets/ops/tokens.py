@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
+
+# Gathered taps are processed in chunks of about this size on CPU: small buffers are reused by
+# the allocator and stay in cache, where one large buffer costs fresh pages on every call
+# (measured 2.5x faster for VGG16's first layers at batch 64, benchmarks/keyed_inference.py).
+CPU_CHUNK_BYTES = 8 * 2**20
+# Below this many rows a BLAS matmul beats the oneDNN 1x1 convolution.
+ONEDNN_MIN_ROWS = 256
+
+Reduce = Callable[[torch.Tensor, int, int], torch.Tensor]
 
 
 def to_tokens(x: torch.Tensor) -> torch.Tensor:
@@ -18,36 +29,44 @@ def from_tokens(tokens: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:
     return tokens.reshape(batch, out_hw[0], out_hw[1], channels).permute(0, 3, 1, 2)
 
 
-def gather_taps(tokens: torch.Tensor, table: torch.Tensor, zero_row: bool) -> torch.Tensor:
-    """Rows table[j, t] of each sample: (B, L_in, C) -> (B, L_out, taps, C).
+def gather_reduce(tokens: torch.Tensor, table: torch.Tensor, zero_row: bool, reduce: Reduce) -> torch.Tensor:
+    """Gather rows table[j, t] of each sample and reduce each output's taps.
 
-    With `zero_row`, index L_in reads zeros (taps outside the image). Whole C-length rows
-    are copied with one index_select over the flattened batch, the fastest gather on CPU.
+    tokens (B, L_in, C); table (L_out, taps) of keyed input rows (L_in reads zeros when
+    `zero_row`). reduce(cols (N, taps, C), start, stop) maps a chunk of output rows
+    start..stop of the flattened batch to (N, C_out). Returns (B, L_out, C_out).
     """
     batch, length, channels = tokens.shape
     if zero_row:
         tokens = F.pad(tokens, (0, 0, 0, 1))
         length += 1
+    rows = tokens.reshape(batch * length, channels)
     offsets = torch.arange(0, batch * length, length, device=tokens.device, dtype=table.dtype)
-    flat_index = (offsets.view(batch, 1, 1) + table.unsqueeze(0)).view(-1)
-    rows = tokens.reshape(batch * length, channels).index_select(0, flat_index)
-    return rows.view(batch, table.shape[0], table.shape[1], channels)
+    n_out, taps = table.shape
+    index = (offsets.view(batch, 1, 1) + table.unsqueeze(0)).view(batch * n_out, taps)
+    total = batch * n_out
+    step = total
+    if tokens.device.type == "cpu":
+        step = max(1, CPU_CHUNK_BYTES // (taps * channels * tokens.element_size()))
+    parts = [
+        reduce(rows.index_select(0, index[start : start + step].view(-1)).view(-1, taps, channels), start, start + step)
+        for start in range(0, total, step)
+    ]
+    out = parts[0] if len(parts) == 1 else torch.cat(parts)
+    return out.view(batch, n_out, -1)
 
 
 def matmul_rows(rows: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """rows (N, K) @ weight (O, K).T + bias.
 
     On CPU a large GEMM runs as a 1x1 convolution, which oneDNN computes about twice as fast
-    as the BLAS matmul on the AMD cores measured here (benchmarks/keyed_inference.py).
+    as the BLAS matmul on the AMD cores measured here.
     """
     n, k = rows.shape
-    if rows.device.type == "cpu" and n >= _ONEDNN_MIN_ROWS and torch.backends.mkldnn.is_available():
+    if rows.device.type == "cpu" and n >= ONEDNN_MIN_ROWS and torch.backends.mkldnn.is_available():
         image = rows.view(1, n, 1, k).permute(0, 3, 1, 2)
         out = F.conv2d(image, weight.reshape(weight.shape[0], k, 1, 1), bias)
         return out.permute(0, 2, 3, 1).reshape(n, weight.shape[0])
     if bias is None:
         return rows @ weight.t()
     return torch.addmm(bias, rows, weight.t())
-
-
-_ONEDNN_MIN_ROWS = 256
