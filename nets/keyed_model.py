@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ import torch
 from torch import fx, nn
 
 from ..privacy import Key
+from ..privacy.atomic import atomic_write
 
 CHECKPOINT_FORMAT = "privcam-keyed-model"
 CHECKPOINT_VERSION = 1
@@ -101,14 +101,8 @@ class KeyedModel(nn.Module):
             "settings": self.conversion_settings,
             "state_dict": self.state_dict(),
         }
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save(payload, f)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_write(path) as f:
+            torch.save(payload, f)
         return path
 
     @classmethod

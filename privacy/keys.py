@@ -7,8 +7,9 @@ import hmac
 import os
 import secrets
 import stat
-import tempfile
 from pathlib import Path
+
+from .atomic import atomic_write
 
 KEY_BYTES = 32
 
@@ -64,15 +65,8 @@ class Key:
     def save(self, path: str | os.PathLike) -> Path:
         """Write the key as hex with mode 0600, atomically (temporary name, then rename)."""
         path = Path(path)
-        fd, tmp = tempfile.mkstemp(prefix=".key-", dir=path.parent or ".")
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w", encoding="ascii") as f:
-                f.write(self._secret.hex() + "\n")
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_write(path, "w", permissions=0o600) as f:
+            f.write(self._secret.hex() + "\n")
         return path
 
     @property

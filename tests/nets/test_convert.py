@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import keyed_and_plain_outputs, randomize_batchnorm
 from torch import nn
 
 from privcam.nets import KeyConversionError, KeyedModel, KeyMismatchError, create_model, list_models, to_keyed
 from privcam.privacy import readout_permutation, shuffle, unshuffle
+
+from conftest import keyed_and_plain_outputs, randomize_batchnorm
 
 ARCHITECTURES = [
     ("vgg16_bn_cifar", {}, (3, 32, 32)),
@@ -262,3 +263,21 @@ def test_zoo_registry():
     assert {"vgg16_bn_cifar", "resnet18", "resnet50", "mobilenet_v2", "unet_small"} <= set(list_models())
     with pytest.raises(ValueError, match="did you mean 'resnet18'"):
         create_model("resnet81")
+
+
+def test_deform_backend_refuses_asymmetric_padding(key):
+    model = nn.Sequential(nn.Conv2d(2, 2, 4, padding="same"))
+    with pytest.raises(KeyConversionError, match="symmetric padding; use backend='gather'"):
+        to_keyed(model, key, (2, 8, 8), backend="deform")
+    keyed = to_keyed(model, key, (2, 8, 8), backend="gather")
+    out, reference = keyed_and_plain_outputs(keyed, model.eval(), torch.randn(1, 2, 8, 8))
+    torch.testing.assert_close(out, reference)
+
+
+def test_untraceable_model_is_a_clear_error(key):
+    class DataDependent(nn.Module):
+        def forward(self, x):
+            return x if x.sum() > 0 else -x
+
+    with pytest.raises(KeyConversionError, match="torch.fx could not trace DataDependent"):
+        to_keyed(DataDependent(), key, (1, 4, 4))

@@ -56,5 +56,5 @@ def test_errors_name_the_expected_shape():
         shuffle(np.zeros((1, 4, 4, 3)), perm)
     with pytest.raises(ValueError, match=r"\(\.\.\., H, W\)"):
         shuffle(torch.zeros(16), perm)
-    with pytest.raises(TypeError, match="torch.Tensor or numpy.ndarray"):
+    with pytest.raises(TypeError, match=r"torch\.Tensor or numpy\.ndarray"):
         shuffle([[1, 2], [3, 4]], perm)
