@@ -279,5 +279,5 @@ def test_untraceable_model_is_a_clear_error(key):
         def forward(self, x):
             return x if x.sum() > 0 else -x
 
-    with pytest.raises(KeyConversionError, match="torch.fx could not trace DataDependent"):
+    with pytest.raises(KeyConversionError, match=r"torch\.fx could not trace DataDependent"):
         to_keyed(DataDependent(), key, (1, 4, 4))
