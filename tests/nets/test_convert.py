@@ -45,6 +45,18 @@ def test_architectures_match_plain(name, kwargs, input_size, backend, key):
     assert (keyed.output_permutation is not None) == name.startswith("unet")
 
 
+def test_backends_agree_and_batch_size_does_not_matter(key):
+    model = plain_model("resnet18", {"num_classes": 10}, (3, 32, 32))
+    gather = to_keyed(model, key, (3, 32, 32), backend="gather")
+    deform = to_keyed(model, key, (3, 32, 32), backend="deform")
+    frames = shuffle(torch.randn(5, 3, 32, 32), gather.input_permutation)
+    with torch.no_grad():
+        batched = gather(frames)
+        assert (batched - deform(frames)).abs().max() <= 1e-4
+        for i in range(5):
+            assert (gather(frames[i : i + 1]) - batched[i : i + 1]).abs().max() <= 1e-5
+
+
 def test_batchnorm_folding_keeps_outputs(key):
     model = plain_model("vgg16_bn_cifar", {}, (3, 32, 32))
     keyed = to_keyed(model, key, (3, 32, 32), fold_batchnorm=True)
@@ -265,6 +277,7 @@ def test_zoo_registry():
         create_model("resnet81")
 
 
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel lengths")
 def test_deform_backend_refuses_asymmetric_padding(key):
     model = nn.Sequential(nn.Conv2d(2, 2, 4, padding="same"))
     with pytest.raises(KeyConversionError, match="symmetric padding; use backend='gather'"):
