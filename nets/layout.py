@@ -13,36 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# Modules that act on each position independently (or only through permutation-invariant
-# statistics) and so run unchanged on keyed maps.
-POINTWISE_MODULES: tuple[type[nn.Module], ...] = (
-    nn.ReLU,
-    nn.ReLU6,
-    nn.LeakyReLU,
-    nn.PReLU,
-    nn.ELU,
-    nn.SELU,
-    nn.CELU,
-    nn.GELU,
-    nn.SiLU,
-    nn.Mish,
-    nn.Sigmoid,
-    nn.Tanh,
-    nn.Hardswish,
-    nn.Hardsigmoid,
-    nn.Hardtanh,
-    nn.Softplus,
-    nn.Dropout,
-    nn.Dropout2d,
-    nn.AlphaDropout,
-    nn.Identity,
-    nn.BatchNorm2d,
-    nn.InstanceNorm2d,
-    nn.GroupNorm,
-    nn.Softmax2d,
-)
-
-# Of those, the ones that also act element by element on flat features (no per-feature parameters).
+# Modules that act element by element: they run unchanged on keyed maps and on flat features.
 ELEMENTWISE_MODULES: tuple[type[nn.Module], ...] = (
     nn.ReLU,
     nn.ReLU6,
@@ -62,6 +33,18 @@ ELEMENTWISE_MODULES: tuple[type[nn.Module], ...] = (
     nn.Dropout,
     nn.AlphaDropout,
     nn.Identity,
+)
+
+# Modules with per-channel parameters or permutation-invariant statistics: they run unchanged on
+# keyed maps, but not on flat features, whose positions and channels share one axis.
+POINTWISE_MODULES: tuple[type[nn.Module], ...] = (
+    *ELEMENTWISE_MODULES,
+    nn.PReLU,
+    nn.Dropout2d,
+    nn.BatchNorm2d,
+    nn.InstanceNorm2d,
+    nn.GroupNorm,
+    nn.Softmax2d,
 )
 
 POINTWISE_FUNCTIONS = frozenset(
