@@ -6,6 +6,7 @@ import hashlib
 from typing import Literal
 
 import numpy as np
+import torch
 
 from .keys import Key
 
@@ -27,7 +28,10 @@ def permutation(key: Key, label: str, n: int) -> np.ndarray:
     n = int(n)
     seed = _DOMAIN + key.secret + label.encode("utf-8") + b"\0" + n.to_bytes(8, "little")
     sort_keys = np.frombuffer(hashlib.shake_256(seed).digest(8 * n), dtype="<u8")
-    return np.argsort(sort_keys, kind="stable").astype(np.int64, copy=False)
+    # Flipping the top bit maps unsigned order onto signed order; torch's stable sort of int64 is
+    # several times faster than numpy's (a radix sort), with the same result.
+    signed = (sort_keys ^ np.uint64(1 << 63)).view(np.int64)
+    return torch.sort(torch.from_numpy(signed), stable=True).indices.numpy()
 
 
 def readout_label(

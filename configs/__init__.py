@@ -1,0 +1,1 @@
+"""Shipped YAML configurations: sensor presets in sensors/ (installed as package data)."""

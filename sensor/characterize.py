@@ -1,0 +1,352 @@
+"""EMVA 1288-style characterisation of a simulated sensor: the model's validation.
+
+Flat fields over a light series and dark frames over an exposure series give, per colour plane,
+the system gain K (photon transfer: temporal variance against mean, from frame-pair differences),
+temporal dark noise and read noise, saturation capacity (the mean where the variance peaks),
+dark current, DSNU (pixel and column parts) and PRNU. Each is checked against the configuration.
+
+    python -m privcam.sensor.characterize --sensor PRESET [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+from tqdm import tqdm
+
+from ..privacy.atomic import atomic_write
+from .config import SensorConfig
+from .sensor import Sensor
+
+QUANTISATION_VARIANCE_DN2 = 1 / 12
+# Tolerances of the sensor issue's acceptance, relative to the configured value.
+TOLERANCES = {
+    "system_gain_dn_per_e": 0.02,
+    "read_noise_e": 0.05,
+    "saturation_e": 0.05,
+    "dark_current_e_per_s": 0.10,
+    "dsnu_e": 0.10,
+    "column_noise_e": 0.10,
+    "prnu": 0.10,
+}
+
+
+@dataclass(frozen=True)
+class Check:
+    quantity: str
+    plane: str
+    measured: float
+    expected: float
+    tolerance: float
+
+    @property
+    def relative_error(self) -> float:
+        return abs(self.measured - self.expected) / self.expected
+
+    @property
+    def passed(self) -> bool:
+        return self.relative_error <= self.tolerance
+
+
+@dataclass
+class PlaneResult:
+    plane: str
+    system_gain_dn_per_e: float
+    temporal_dark_noise_e: float
+    read_noise_e: float
+    row_noise_e: float
+    saturation_e: float
+    dark_current_e_per_s: float
+    dsnu_e: float
+    column_noise_e: float
+    prnu: float
+
+
+@dataclass
+class Characterization:
+    sensor: str
+    config_hash: str
+    planes: list[PlaneResult]
+    checks: list[Check]
+    photon_transfer: dict[str, dict[str, list[float]]]
+
+    @property
+    def passed(self) -> bool:
+        return all(check.passed for check in self.checks)
+
+    def table(self) -> str:
+        lines = [f"{'quantity':<22} {'plane':<6} {'measured':>10} {'expected':>10} {'error':>7} {'limit':>6}  result"]
+        for c in self.checks:
+            lines.append(
+                f"{c.quantity:<22} {c.plane:<6} {c.measured:10.4g} {c.expected:10.4g} "
+                f"{c.relative_error:7.2%} {c.tolerance:6.0%}  {'pass' if c.passed else 'FAIL'}"
+            )
+        return "\n".join(lines)
+
+
+def plane_names(config: SensorConfig) -> list[str]:
+    """Names of the colour planes: the channels, or the four positions of a Bayer cell (G1, G2 apart)."""
+    if config.cfa == "none":
+        return ["Y"] if config.channels == 1 else ["R", "G", "B"]
+    greens = iter(["G1", "G2"])
+    return [next(greens) if letter == "G" else letter for letter in config.cfa.upper()]
+
+
+def split_planes(data: np.ndarray, config: SensorConfig) -> list[np.ndarray]:
+    """Float planes of one colour each: Bayer cells split 2x2, or the channels of a 3-channel frame."""
+    values = data.astype(np.float64)
+    if config.cfa != "none":
+        return [values[dy::2, dx::2] for dy in (0, 1) for dx in (0, 1)]
+    return [values] if values.ndim == 2 else [values[..., c] for c in range(values.shape[2])]
+
+
+def plane_qe(config: SensorConfig) -> list[float]:
+    if config.cfa != "none":
+        index = {"R": 0, "G": 1, "B": 2}
+        return [config.qe[index[ch]] for ch in config.cfa.upper()]
+    return list(config.qe)
+
+
+class _Bench:
+    """Captures flat fields and dark frames with one sensor configuration (fixed patterns shared)."""
+
+    def __init__(self, config: SensorConfig, size: int, seed: int) -> None:
+        self.config, self.size, self.seed = config, size, seed
+        self.channels = 3 if config.cfa != "none" else config.channels
+        self._sensors: dict[float, Sensor] = {}
+        self._index = 0
+
+    def frames(self, photons: float, count: int, exposure_s: float | None = None) -> list[list[np.ndarray]]:
+        """`count` frames of a flat field of `photons` per pixel during the exposure, split in planes."""
+        exposure = self.config.exposure_s if exposure_s is None else exposure_s
+        if exposure not in self._sensors:
+            self._sensors[exposure] = Sensor(self.config.replace(exposure_s=exposure), self.seed)
+        sensor = self._sensors[exposure]
+        field = np.full((self.size, self.size, self.channels), photons / exposure, dtype=np.float32)
+        out = []
+        for _ in range(count):
+            frame = sensor.capture_photons(field, frame_index=self._index)
+            self._index += 1
+            out.append(split_planes(frame.data, self.config))
+        return out
+
+
+def _pair_stats(frames: list[list[np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Per plane: mean and temporal variance (var of the difference of two frames, halved)."""
+    a, b = frames
+    mean = np.array([(pa.mean() + pb.mean()) / 2 for pa, pb in zip(a, b, strict=True)])
+    var = np.array([np.var(pa - pb) / 2 for pa, pb in zip(a, b, strict=True)])
+    return mean, var
+
+
+def _row_variance(frames: list[list[np.ndarray]]) -> np.ndarray:
+    """Per plane: temporal variance shared along rows, from the row means of a frame difference."""
+    a, b = frames
+    out = []
+    for pa, pb in zip(a, b, strict=True):
+        diff = pa - pb
+        width = diff.shape[1]
+        total, row_means = np.var(diff) / 2, np.var(diff.mean(axis=1)) / 2
+        out.append(max((row_means - total / width) / (1 - 1 / width), 0.0))
+    return np.array(out)
+
+
+def _spatial_split(frames: list[list[np.ndarray]], temporal_var: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per plane: spatial variance of the averaged image split into pixel and column parts (EMVA 4.0)."""
+    count = len(frames)
+    pixel, column = [], []
+    for p in range(len(frames[0])):
+        average = np.mean([f[p] for f in frames], axis=0)
+        height = average.shape[0]
+        residual = temporal_var[p] / count
+        total = np.var(average) - residual
+        profile = np.var(average.mean(axis=0)) - residual / height
+        pixel_var = max((total - profile) / (1 - 1 / height), 0.0)
+        pixel.append(pixel_var)
+        column.append(max(total - pixel_var, 0.0))
+    return np.array(pixel), np.array(column)
+
+
+def _refined_peak_mean(bench: _Bench, photon_levels: np.ndarray, peak: int, plane: int, dark_mean, dark_var) -> float:
+    """Mean signal (DN above dark) where plane's temporal variance peaks, on a fine sweep around
+    the coarse peak: the saturation point of EMVA 1288."""
+    low, high = photon_levels[max(peak - 2, 0)], photon_levels[min(peak + 1, len(photon_levels) - 1)]
+    best_var, best_mean = -np.inf, 0.0
+    for photons in np.linspace(low, high, 25):
+        mean, var = _pair_stats(bench.frames(float(photons), 2))
+        if var[plane] > best_var:
+            best_var, best_mean = var[plane], mean[plane] - dark_mean
+    return best_mean
+
+
+def characterize(
+    sensor: Sensor,
+    out_dir: str | Path | None = None,
+    size: int = 512,
+    levels: int = 60,
+    average: int = 32,
+    progress: bool = True,
+) -> Characterization:
+    """Measure `sensor` EMVA 1288 style; with out_dir, write ptc.png and characterization.json there."""
+    config = sensor.config
+    if size < 64 or size % 2:
+        raise ValueError(f"size must be an even number of pixels >= 64, got {size}")
+    bench = _Bench(config, size, sensor.seed)
+    names, qe = plane_names(config), np.array(plane_qe(config))
+    steps = tqdm(total=levels + 4, desc=f"characterising {config.name}", disable=not progress, unit="step")
+
+    dark_mean, dark_var = _pair_stats(bench.frames(0.0, 2))
+    dark_pair = bench.frames(0.0, 2)
+    row_var = _row_variance(dark_pair)
+    steps.update()
+
+    top = 1.3 * config.saturation_e / qe.min()
+    photon_levels = np.linspace(0, top, levels + 1)[1:]
+    means, variances = [], []
+    for photons in photon_levels:
+        m, v = _pair_stats(bench.frames(float(photons), 2))
+        means.append(m - dark_mean)
+        variances.append(v - dark_var)
+        steps.update()
+    means, variances = np.array(means), np.array(variances)
+
+    gain, saturation = [], []
+    for p in range(len(names)):
+        peak = int(np.argmax(variances[:, p]))
+        linear = (means[:, p] > 0) & (means[:, p] <= 0.7 * means[peak, p])
+        slope = np.polyfit(means[linear, p], variances[linear, p], 1)[0]
+        gain.append(slope)
+        saturation.append(_refined_peak_mean(bench, photon_levels, peak, p, dark_mean[p], dark_var[p]) / slope)
+    gain = np.array(gain)
+    steps.update()
+
+    rate = config.dark_current_at_temperature_e_per_s
+    t_max = max(config.exposure_s, min(50.0 / rate, 60.0)) if rate > 0 else config.exposure_s
+    exposures = np.linspace(config.exposure_s, t_max, 6)
+    dark_levels = np.array(
+        [np.mean([[p.mean() for p in f] for f in bench.frames(0.0, 4, float(t))], axis=0) for t in exposures]
+    )
+    dark_current = np.array([np.polyfit(exposures, dark_levels[:, p], 1)[0] for p in range(len(names))]) / gain
+    steps.update()
+
+    dsnu_var, column_var = _spatial_split(bench.frames(0.0, average), dark_var)
+    dark_total = dsnu_var + column_var
+    prnu = []
+    for p in range(len(names)):
+        photons = 0.5 * config.saturation_e / qe[p]
+        light = bench.frames(float(photons), average)
+        m50, v50 = _pair_stats(light[:2])
+        pixel50, column50 = _spatial_split(light, v50)
+        spatial = pixel50[p] + column50[p] - dark_total[p]
+        prnu.append(np.sqrt(max(spatial, 0.0)) / (m50[p] - dark_mean[p]))
+    steps.update()
+    steps.close()
+
+    temporal_dark_e2 = np.maximum(dark_var - QUANTISATION_VARIANCE_DN2, 0) / gain**2
+    row_e2 = row_var / gain**2
+    dark_shot_e2 = np.maximum(dark_current * config.exposure_s, 0)
+    planes = [
+        PlaneResult(
+            plane=names[p],
+            system_gain_dn_per_e=float(gain[p]),
+            temporal_dark_noise_e=float(np.sqrt(temporal_dark_e2[p])),
+            read_noise_e=float(np.sqrt(max(temporal_dark_e2[p] - row_e2[p] - dark_shot_e2[p], 0))),
+            row_noise_e=float(np.sqrt(row_e2[p])),
+            saturation_e=float(saturation[p]),
+            dark_current_e_per_s=float(dark_current[p]),
+            dsnu_e=float(np.sqrt(dsnu_var[p]) / gain[p]),
+            column_noise_e=float(np.sqrt(column_var[p]) / gain[p]),
+            prnu=float(prnu[p]),
+        )
+        for p in range(len(names))
+    ]
+    result = Characterization(
+        sensor=config.name,
+        config_hash=config.config_hash,
+        planes=planes,
+        checks=_checks(planes, config),
+        photon_transfer={
+            names[p]: {"mean_dn": means[:, p].tolist(), "variance_dn2": variances[:, p].tolist()}
+            for p in range(len(names))
+        },
+    )
+    if out_dir is not None:
+        _write(result, Path(out_dir))
+    return result
+
+
+def _checks(planes: list[PlaneResult], config: SensorConfig) -> list[Check]:
+    expected = {
+        "system_gain_dn_per_e": config.system_gain_dn_per_e,
+        "read_noise_e": config.read_noise_e,
+        "saturation_e": config.saturation_e,
+        "dark_current_e_per_s": config.dark_current_at_temperature_e_per_s,
+        "dsnu_e": config.dsnu_e,
+        "column_noise_e": config.column_noise_e,
+        "prnu": config.prnu,
+    }
+    return [
+        Check(quantity, plane.plane, getattr(plane, quantity), value, TOLERANCES[quantity])
+        for plane in planes
+        for quantity, value in expected.items()
+        if value > 0
+    ]
+
+
+def _write(result: Characterization, out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    for plane in result.planes:
+        curve = result.photon_transfer[plane.plane]
+        points = axis.plot(curve["mean_dn"], curve["variance_dn2"], "o", markersize=3, label=f"{plane.plane}")
+        xs = np.linspace(0, max(curve["mean_dn"]), 50)
+        axis.plot(xs, plane.system_gain_dn_per_e * xs, "-", color=points[0].get_color(), linewidth=0.8)
+        axis.axvline(
+            plane.saturation_e * plane.system_gain_dn_per_e, color=points[0].get_color(), linestyle=":", linewidth=0.8
+        )
+    axis.set_xlabel("mean signal above dark, mu_y - mu_y.dark (DN)")
+    axis.set_ylabel("temporal variance above dark (DN^2)")
+    axis.set_title(f"Photon transfer curve: {result.sensor} (lines: fitted K; dotted: saturation)")
+    axis.legend(title="plane")
+    figure.tight_layout()
+    with atomic_write(out_dir / "ptc.png") as f:
+        figure.savefig(f, format="png", dpi=120)
+    plt.close(figure)
+    payload = {
+        "sensor": result.sensor,
+        "config_hash": result.config_hash,
+        "passed": result.passed,
+        "planes": [asdict(p) for p in result.planes],
+        "checks": [{**asdict(c), "relative_error": c.relative_error, "passed": c.passed} for c in result.checks],
+        "photon_transfer": result.photon_transfer,
+    }
+    with atomic_write(out_dir / "characterization.json", "w") as f:
+        json.dump(payload, f, indent=2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .config import preset_names
+
+    parser = argparse.ArgumentParser(prog="python -m privcam.sensor.characterize", description=__doc__.splitlines()[0])
+    parser.add_argument("--sensor", required=True, choices=preset_names(), help="sensor preset")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default runs/characterize/PRESET)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    out = args.out or Path("runs/characterize") / args.sensor
+    result = characterize(Sensor.from_preset(args.sensor, seed=args.seed), out)
+    print(result.table())
+    verdict = "all checks passed" if result.passed else "SOME CHECKS FAILED"
+    print(f"{verdict}; wrote {out / 'ptc.png'} and {out / 'characterization.json'}")
+    return 0 if result.passed else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,279 @@
+"""The simulated sensor: scene radiance -> electrons -> noise -> ADC -> keyed readout (DESIGN.md order)."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from ..privacy import Key, readout_permutation, shuffle
+from .config import SensorConfig, load_preset
+from .frame import Frame
+
+# Below this mean (electrons) shot noise is drawn from the Poisson law itself; above it from a
+# Gaussian of equal mean and variance, which is exact in the first two moments (what the photon
+# transfer curve measures) and about ten times faster.
+POISSON_EXACT_BELOW_E = 10.0
+# A pixel whose mean plus this many shot-noise sigmas (plus its DSNU offset) stays below the full
+# well is never clipped in practice (probability below 1e-9).
+_CLIP_MARGIN_SIGMA = 6.0
+_CFA_OFFSETS = {"rggb": "RGGB", "bggr": "BGGR", "grbg": "GRBG", "gbrg": "GBRG"}
+_CHANNEL = {"R": 0, "G": 1, "B": 2}
+_REC709 = np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
+
+
+def srgb_to_linear(srgb: np.ndarray) -> np.ndarray:
+    """Inverse sRGB transfer curve (IEC 61966-2-1): uint8 0..255 or float 0..1 -> linear float32 0..1."""
+    if srgb.dtype == np.uint8:
+        return np.take(_SRGB8_TO_LINEAR, srgb)
+    values = torch.from_numpy(np.ascontiguousarray(srgb, dtype=np.float32))
+    linear = torch.where(values <= 0.04045, values / 12.92, ((values + 0.055) / 1.055) ** 2.4)
+    return linear.numpy()
+
+
+_SRGB8_TO_LINEAR = srgb_to_linear(np.arange(256, dtype=np.float32) / 255.0)
+
+
+class Sensor:
+    """A sensor built from a SensorConfig. Fixed patterns come from `config.serial`, never from a key;
+    temporal noise from `seed` and the frame index, so any frame can be captured again exactly.
+    One Sensor captures one frame at a time (it reuses its buffers); use one per thread."""
+
+    def __init__(self, config: SensorConfig, seed: int = 0) -> None:
+        if not isinstance(config, SensorConfig):
+            raise TypeError(f"expected a SensorConfig, got {type(config).__name__}")
+        self.config = config
+        self.seed = int(seed)
+        self.frame_index = 0
+        self._patterns: dict[tuple[int, ...], dict[str, torch.Tensor]] = {}
+        self._buffers: dict[str, torch.Tensor] = {}
+        self._buffers_shape: tuple[int, ...] | None = None
+
+    @classmethod
+    def from_preset(cls, name: str, seed: int = 0, **overrides) -> Sensor:
+        config = load_preset(name)
+        return cls(config.replace(**overrides) if overrides else config, seed)
+
+    @property
+    def input_channels(self) -> int:
+        """Channels of the radiance a capture expects: 3 (RGB) for Bayer, else the sensor's channels."""
+        return 3 if self.config.cfa != "none" else self.config.channels
+
+    def capture_image(
+        self, srgb: np.ndarray, key: Key | None = None, nonce: int | None = None, frame_index: int | None = None
+    ) -> Frame:
+        """Capture an sRGB image (H, W, 3) or (H, W): uint8 0..255 or float 0..1.
+
+        It is linearised with the inverse sRGB curve and scaled so white gives `white_photons`
+        photons per pixel during the exposure.
+        """
+        if (
+            not isinstance(srgb, np.ndarray)
+            or srgb.ndim not in (2, 3)
+            or (srgb.ndim == 3 and srgb.shape[2] not in (1, 3))
+        ):
+            raise ValueError(f"expected an sRGB image (H, W, 3) or (H, W), got {_describe(srgb)}")
+        if np.issubdtype(srgb.dtype, np.floating):
+            if not np.isfinite(srgb).all():
+                raise ValueError("the image contains NaN or infinite values")
+            if srgb.min() < 0 or srgb.max() > 1:
+                raise ValueError(f"a float sRGB image must lie in [0, 1], got [{srgb.min():.3g}, {srgb.max():.3g}]")
+        elif srgb.dtype != np.uint8:
+            raise TypeError(f"an sRGB image must be uint8 (0..255) or float (0..1), got {srgb.dtype}")
+        linear = srgb_to_linear(srgb)
+        if linear.ndim == 2:
+            linear = linear[..., None]
+        channels = self.input_channels
+        if linear.shape[2] == 3 and channels == 1:
+            linear = (linear @ _REC709)[..., None]
+        elif linear.shape[2] == 1 and channels == 3:
+            linear = np.repeat(linear, 3, axis=2)
+        photons_per_s = np.multiply(linear, self.config.white_photons / self.config.exposure_s, dtype=np.float32)
+        return self.capture_photons(photons_per_s, key, nonce, frame_index)
+
+    def capture_photons(
+        self,
+        photons_per_s: np.ndarray,
+        key: Key | None = None,
+        nonce: int | None = None,
+        frame_index: int | None = None,
+    ) -> Frame:
+        """Capture linear radiance, photons per pixel per second: (H, W) or (H, W, C).
+
+        C is the sensor's channel count, or 3 (R, G, B) for a Bayer sensor. With a key the frame
+        comes out in keyed readout order; without one, in physical order (an ordinary camera).
+        """
+        radiance = self._check_radiance(photons_per_s)
+        index = self.frame_index if frame_index is None else int(frame_index)
+        self.frame_index = index + 1
+        if nonce is None and self.config.readout.nonce == "per_frame" and key is not None:
+            nonce = index
+        dn = self._expose(radiance, index)
+        height, width = dn.shape[:2]
+        if key is not None:
+            readout = self.config.readout
+            dn = shuffle(dn, _cached_readout(key, height, width, readout.unit, readout.block, nonce))
+        return Frame(dn, self._metadata(dn, key, nonce, index))
+
+    def _check_radiance(self, photons_per_s: np.ndarray) -> np.ndarray:
+        channels = self.input_channels
+        if not isinstance(photons_per_s, np.ndarray):
+            raise TypeError(
+                f"radiance must be a numpy array (H, W) or (H, W, {channels}), got {_describe(photons_per_s)}"
+            )
+        radiance = photons_per_s[..., None] if photons_per_s.ndim == 2 else photons_per_s
+        if radiance.ndim != 3 or radiance.shape[2] != channels:
+            raise ValueError(
+                f"radiance must be (H, W) or (H, W, {channels}) photons/pixel/s, got shape {photons_per_s.shape}"
+            )
+        if not np.issubdtype(radiance.dtype, np.number) or np.issubdtype(radiance.dtype, np.complexfloating):
+            raise TypeError(f"radiance must be real numbers, got {radiance.dtype}")
+        if np.issubdtype(radiance.dtype, np.floating) and not np.isfinite(radiance).all():
+            raise ValueError("radiance contains NaN or infinite values")
+        if radiance.min() < 0:
+            raise ValueError("radiance must be >= 0 photons/pixel/s")
+        if self.config.cfa != "none" and (radiance.shape[0] % 2 or radiance.shape[1] % 2):
+            raise ValueError(f"a Bayer sensor needs an even frame size, got {radiance.shape[0]}x{radiance.shape[1]}")
+        return radiance
+
+    def _expose(self, radiance: np.ndarray, index: int) -> np.ndarray:
+        """Electrons, noise and ADC in physical order; returns uint16 (H, W) or (H, W, C).
+
+        Most pixels are neither dim nor near the full well: there the full-well clip never acts,
+        so shot and read noise add up to one Gaussian of variance mean + read^2, drawn once.
+        Dim pixels (exact Poisson) and pixels that may reach the full well go through the
+        stage-by-stage model on a second thread meanwhile.
+        """
+        c = self.config
+        scene = torch.from_numpy(np.ascontiguousarray(radiance, dtype=np.float32))  # may share the caller's memory
+        if c.cfa != "none":
+            scene = _mosaic(scene, c.cfa)
+        patterns = self._fixed_patterns(scene.shape)
+        work = self._workspace(scene.shape)
+        seeds = [int(s) for s in np.random.SeedSequence(_frame_seed(self.seed, index)).generate_state(3, np.uint64)]
+
+        mean_e = torch.mul(scene, patterns["gain"], out=work["mean"])
+        mean_e.add_(c.dark_current_at_temperature_e_per_s * c.exposure_s)
+        sigma = torch.sqrt(mean_e, out=work["sigma"])
+        reach = torch.addcmul(mean_e, sigma, sigma.new_tensor(_CLIP_MARGIN_SIGMA), out=work["scratch"])
+        reach.add_(patterns["dsnu"])
+        special = torch.nonzero(((mean_e < POISSON_EXACT_BELOW_E) | (reach >= c.full_well_e)).view(-1)).squeeze(1)
+        staged = _BACKGROUND.submit(
+            _staged_electrons, mean_e.view(-1)[special], patterns["dsnu"].view(-1)[special], c, seeds[0]
+        )
+
+        sigma.mul_(sigma).add_(c.read_noise_e**2).sqrt_()
+        electrons = _standard_normal(work["electrons"], seeds[1]).mul_(sigma).add_(mean_e).add_(patterns["dsnu"])
+        electrons.view(-1).index_copy_(0, special, staged.result())
+        if c.row_noise_e > 0:
+            rows = _standard_normal(torch.empty(scene.shape[0], 1, scene.shape[2]), seeds[2])
+            electrons.add_(rows, alpha=c.row_noise_e)
+        if c.column_noise_e > 0:
+            electrons.add_(patterns["columns"])
+
+        dn = electrons.mul_(c.system_gain_dn_per_e).add_(c.black_level_dn).round_().clamp_(0, c.max_dn)
+        out = dn.to(torch.uint16).numpy()
+        return out[..., 0] if out.shape[2] == 1 else out
+
+    def _workspace(self, shape: torch.Size) -> dict[str, torch.Tensor]:
+        """Float buffers reused frame after frame: fresh large buffers cost page faults every frame."""
+        if self._buffers_shape != tuple(shape):
+            self._buffers = {name: torch.empty(shape) for name in ("mean", "sigma", "electrons", "scratch")}
+            self._buffers_shape = tuple(shape)
+        return self._buffers
+
+    def _fixed_patterns(self, shape: torch.Size) -> dict[str, torch.Tensor]:
+        """PRNU gain (with QE and exposure folded in), DSNU offsets and column offsets, per frame size."""
+        key = tuple(shape)
+        if key not in self._patterns:
+            c = self.config
+            rng = np.random.default_rng([c.serial, *key])
+            height, width, channels = key
+            prnu = 1.0 + c.prnu * rng.standard_normal(key, dtype=np.float32)
+            if c.cfa != "none":
+                qe = np.asarray(c.qe, np.float32)[_cfa_channel_map(c.cfa, height, width)][..., None]
+            else:
+                qe = np.asarray(c.qe, np.float32)
+            self._patterns[key] = {
+                "gain": torch.from_numpy((prnu * qe * c.exposure_s).astype(np.float32)),
+                "dsnu": torch.from_numpy(c.dsnu_e * rng.standard_normal(key, dtype=np.float32)),
+                "columns": torch.from_numpy(
+                    c.column_noise_e * rng.standard_normal((1, width, channels), dtype=np.float32)
+                ),
+            }
+        return self._patterns[key]
+
+    def _metadata(self, dn: np.ndarray, key: Key | None, nonce: int | None, index: int) -> dict:
+        c = self.config
+        return {
+            "key_fingerprint": None if key is None else key.fingerprint,
+            "nonce": nonce,
+            "readout_unit": c.readout.unit,
+            "readout_block": c.readout.block,
+            "shape": list(dn.shape),
+            "bit_depth": c.bit_depth,
+            "black_level_dn": c.black_level_dn,
+            "exposure_s": c.exposure_s,
+            "analog_gain": c.analog_gain,
+            "conversion_gain_dn_per_e": c.conversion_gain_dn_per_e,
+            "cfa": c.cfa,
+            "preset": c.name,
+            "config_hash": c.config_hash,
+            "seed": self.seed,
+            "frame_index": index,
+            "timestamp": datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds"),
+        }
+
+
+_BACKGROUND = ThreadPoolExecutor(max_workers=1, thread_name_prefix="privcam-noise")
+
+
+def _standard_normal(out: torch.Tensor, seed: int) -> torch.Tensor:
+    return torch.randn(out.shape, generator=torch.Generator().manual_seed(seed), out=out)
+
+
+def _staged_electrons(mean_e: torch.Tensor, dsnu: torch.Tensor, config: SensorConfig, seed: int) -> torch.Tensor:
+    """The model stage by stage for selected pixels: shot noise (exact Poisson below
+    POISSON_EXACT_BELOW_E), DSNU, full-well clip, read noise. Inputs and output are 1-D."""
+    generator = torch.Generator().manual_seed(seed)
+    noise = torch.randn((2, mean_e.numel()), generator=generator)
+    electrons = noise[0].mul_(mean_e.sqrt()).add_(mean_e)
+    dim = torch.nonzero(mean_e < POISSON_EXACT_BELOW_E).squeeze(1)
+    if dim.numel():
+        counts = np.random.default_rng(seed).poisson(mean_e[dim].numpy())
+        electrons.index_copy_(0, dim, torch.from_numpy(counts.astype(np.float32)))
+    return electrons.add_(dsnu).clamp_(max=config.full_well_e).add_(noise[1], alpha=config.read_noise_e)
+
+
+def _mosaic(scene: torch.Tensor, cfa: str) -> torch.Tensor:
+    """(H, W, 3) radiance -> (H, W, 1): each photosite keeps the channel of its colour filter."""
+    height, width = scene.shape[:2]
+    channel = torch.from_numpy(_cfa_channel_map(cfa, height, width))
+    return torch.gather(scene, 2, channel.unsqueeze(-1))
+
+
+@lru_cache(maxsize=8)
+def _cfa_channel_map(cfa: str, height: int, width: int) -> np.ndarray:
+    pattern = np.array([_CHANNEL[ch] for ch in _CFA_OFFSETS[cfa]], dtype=np.int64).reshape(2, 2)
+    return np.tile(pattern, (height // 2, width // 2))
+
+
+def _frame_seed(seed: int, index: int) -> int:
+    digest = hashlib.blake2b(f"privcam-noise/{seed}/{index}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & (2**63 - 1)
+
+
+@lru_cache(maxsize=8)
+def _cached_readout(key: Key, height: int, width: int, unit: str, block: int, nonce: int | None) -> np.ndarray:
+    """Readout permutations are costly at video sizes (about 0.2 s at 1080p): reuse them."""
+    return readout_permutation(key, height, width, unit, block, nonce)
+
+
+def _describe(value) -> str:
+    if isinstance(value, np.ndarray):
+        return f"array of shape {value.shape} and dtype {value.dtype}"
+    return type(value).__name__
