@@ -93,7 +93,8 @@ class Sensor:
         elif linear.shape[2] == 1 and channels == 3:
             linear = np.repeat(linear, 3, axis=2)
         photons_per_s = np.multiply(linear, self.config.white_photons / self.config.exposure_s, dtype=np.float32)
-        return self.capture_photons(photons_per_s, key, nonce, frame_index)
+        self._check_frame_size(photons_per_s)
+        return self._capture(photons_per_s, key, nonce, frame_index)
 
     def capture_photons(
         self,
@@ -107,7 +108,10 @@ class Sensor:
         C is the sensor's channel count, or 3 (R, G, B) for a Bayer sensor. With a key the frame
         comes out in keyed readout order; without one, in physical order (an ordinary camera).
         """
-        radiance = self._check_radiance(photons_per_s)
+        return self._capture(self._check_radiance(photons_per_s), key, nonce, frame_index)
+
+    def _capture(self, radiance: np.ndarray, key: Key | None, nonce: int | None, frame_index: int | None) -> Frame:
+        """Capture checked radiance (H, W, C) photons/pixel/s."""
         index = self.frame_index if frame_index is None else int(frame_index)
         self.frame_index = index + 1
         if nonce is None and self.config.readout.nonce == "per_frame" and key is not None:
@@ -136,9 +140,12 @@ class Sensor:
             raise ValueError("radiance contains NaN or infinite values")
         if radiance.min() < 0:
             raise ValueError("radiance must be >= 0 photons/pixel/s")
+        self._check_frame_size(radiance)
+        return radiance
+
+    def _check_frame_size(self, radiance: np.ndarray) -> None:
         if self.config.cfa != "none" and (radiance.shape[0] % 2 or radiance.shape[1] % 2):
             raise ValueError(f"a Bayer sensor needs an even frame size, got {radiance.shape[0]}x{radiance.shape[1]}")
-        return radiance
 
     def _expose(self, radiance: np.ndarray, index: int) -> np.ndarray:
         """Electrons, noise and ADC in physical order; returns uint16 (H, W) or (H, W, C).
