@@ -1,24 +1,35 @@
-# Two commands do all the set-up on a fresh machine: `make demo` and `make test`.
+# Two commands do all the set-up on a fresh machine: `make reproduce` (the main job) and `make test`.
 PYTHON ?= python3
+FASHION_MNIST = /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 
-.PHONY: install demo test bench lint
+.PHONY: install reproduce demo test test-slow bench lint
 
 .install-stamp: pyproject.toml
 	$(PYTHON) -m pip install --quiet torch==2.14.1 torchvision==0.29.1
 	$(PYTHON) -m pip install --quiet -e '.[dev]'
 	touch $@
 
-install: .install-stamp
+$(FASHION_MNIST):
+	apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist
+
+install: .install-stamp $(FASHION_MNIST)
+
+reproduce: install
+	privcam run configs/reproduce_fashion_mnist.yaml
 
 demo: install
-	$(PYTHON) -m privcam.pipelines.demo
+	privcam-demo
 
 test: install
 	$(PYTHON) -m pytest
 
+test-slow: install
+	$(PYTHON) -m pytest -m slow
+
 bench: install
 	$(PYTHON) benchmarks/key_schedule.py
 	$(PYTHON) benchmarks/keyed_inference.py
+	$(PYTHON) benchmarks/sensor.py
 
 lint: install
 	ruff format --check .

@@ -78,20 +78,93 @@ def vgg16_bn_cifar(num_classes: int = 10, in_channels: int = 3) -> nn.Module:
     return VGGCifar(num_classes, in_channels)
 
 
-@register_model
-def resnet18(num_classes: int = 1000) -> nn.Module:
-    return torchvision.models.resnet18(num_classes=num_classes)
+def _first_conv_for(model: nn.Module, in_channels: int) -> nn.Module:
+    """Replace a torchvision model's RGB stem by one for `in_channels`."""
+    if in_channels == 3:
+        return model
+    stem = model.conv1 if hasattr(model, "conv1") else model.features[0][0]
+    new = nn.Conv2d(
+        in_channels, stem.out_channels, stem.kernel_size, stem.stride, stem.padding, bias=stem.bias is not None
+    )
+    if hasattr(model, "conv1"):
+        model.conv1 = new
+    else:
+        model.features[0][0] = new
+    return model
 
 
 @register_model
-def resnet50(num_classes: int = 1000) -> nn.Module:
-    return torchvision.models.resnet50(num_classes=num_classes)
+def resnet18(num_classes: int = 1000, in_channels: int = 3) -> nn.Module:
+    return _first_conv_for(torchvision.models.resnet18(num_classes=num_classes), in_channels)
 
 
 @register_model
-def mobilenet_v2(num_classes: int = 10, width_mult: float = 1.0) -> nn.Module:
+def resnet50(num_classes: int = 1000, in_channels: int = 3) -> nn.Module:
+    return _first_conv_for(torchvision.models.resnet50(num_classes=num_classes), in_channels)
+
+
+@register_model
+def mobilenet_v2(num_classes: int = 10, in_channels: int = 3, width_mult: float = 1.0) -> nn.Module:
     """torchvision's MobileNetV2 (inverted residuals with depthwise convolutions)."""
-    return torchvision.models.mobilenet_v2(num_classes=num_classes, width_mult=width_mult)
+    model = torchvision.models.mobilenet_v2(num_classes=num_classes, width_mult=width_mult)
+    return _first_conv_for(model, in_channels)
+
+
+@register_model
+def small_cnn(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
+    """A small CNN for 28x28 frames (Fashion-MNIST): 4 conv+BN+ReLU, 2 max pools, flatten + Linear.
+
+    Its classifier reads the 7x7 map through flatten + Linear, so keying folds the permutation
+    into the Linear's columns.
+    """
+    return nn.Sequential(
+        *_conv_bn_relu(in_channels, 32),
+        *_conv_bn_relu(32, 32),
+        nn.MaxPool2d(2),
+        *_conv_bn_relu(32, 64),
+        *_conv_bn_relu(64, 64),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Dropout(0.3),
+        nn.Linear(64 * 7 * 7, 64),
+        nn.ReLU(inplace=True),
+        nn.Linear(64, num_classes),
+    )
+
+
+class PreActBlock(nn.Module):
+    """Pre-activation basic block (He et al. 2016): BN-ReLU-conv twice, identity or 1x1 shortcut."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
+        super().__init__()
+        self.bn1, self.conv1 = nn.BatchNorm2d(c_in), nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.bn2, self.conv2 = nn.BatchNorm2d(c_out), nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.shortcut = None if stride == 1 and c_in == c_out else nn.Conv2d(c_in, c_out, 1, stride, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(x))
+        shortcut = x if self.shortcut is None else self.shortcut(out)
+        out = self.conv2(F.relu(self.bn2(self.conv1(out))))
+        return out + shortcut
+
+
+@register_model
+def preresnet110(num_classes: int = 10, in_channels: int = 3) -> nn.Module:
+    """PreResNet-110 for 32x32 inputs (the paper's Table 2 network): 3 stages of 18 blocks."""
+    layers: list[nn.Module] = [nn.Conv2d(in_channels, 16, 3, padding=1, bias=False)]
+    c_in = 16
+    for stage, width in enumerate((16, 32, 64)):
+        for block in range(18):
+            layers.append(PreActBlock(c_in, width, 2 if stage > 0 and block == 0 else 1))
+            c_in = width
+    layers += [
+        nn.BatchNorm2d(64),
+        nn.ReLU(inplace=True),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(64, num_classes),
+    ]
+    return nn.Sequential(*layers)
 
 
 class SmallUNet(nn.Module):
@@ -120,4 +193,5 @@ class SmallUNet(nn.Module):
 
 @register_model
 def unet_small(num_classes: int = 2, in_channels: int = 3, width: int = 16) -> nn.Module:
+    """A small U-Net for dense prediction (segmentation)."""
     return SmallUNet(num_classes, in_channels, width)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +138,3 @@ class Frame:
         with atomic_write(path) as f:
             f.write(encoded.tobytes())
         return path
-
-    def with_metadata(self, **changes: Any) -> Frame:
-        return replace(self, metadata={**self.metadata, **changes})

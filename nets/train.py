@@ -1,0 +1,203 @@
+"""Training loop: SGD with a standard schedule, evaluation every epoch, checkpoints, resume, plots.
+
+Runs as one process, or under `torchrun --nproc_per_node=N` (DistributedDataParallel over gloo):
+each rank trains on its share of every epoch and rank 0 evaluates and writes.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from ..privacy.atomic import atomic_write
+
+
+@dataclass
+class TrainSettings:
+    epochs: int = 8
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: Literal["onecycle", "cosine", "step"] = "onecycle"
+    hflip: bool = False  # random horizontal flips; plain frames only (a keyed flip needs keyed augmentation)
+    seed: int = 0
+
+
+@dataclass
+class EpochResult:
+    epoch: int
+    train_loss: float
+    train_accuracy: float
+    test_loss: float
+    test_accuracy: float
+
+
+def is_main_process() -> bool:
+    """True outside torchrun, and on rank 0 under it: the process that writes files."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def distributed() -> tuple[int, int]:
+    """(rank, world size); starts the gloo process group when launched by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("gloo")
+    return (dist.get_rank(), world) if world > 1 else (0, 1)
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module, frames: torch.Tensor, labels: torch.Tensor, batch_size: int = 500
+) -> tuple[float, float, torch.Tensor]:
+    """(accuracy, mean cross-entropy, predictions) of `model` on frames (N, C, H, W)."""
+    was_training = model.training
+    model.eval()
+    losses, predictions = [], []
+    for start in range(0, len(frames), batch_size):
+        logits = model(frames[start : start + batch_size])
+        losses.append(F.cross_entropy(logits, labels[start : start + batch_size], reduction="sum"))
+        predictions.append(logits.argmax(1))
+    model.train(was_training)
+    predicted = torch.cat(predictions)
+    return float((predicted == labels).float().mean()), float(torch.stack(losses).sum() / len(frames)), predicted
+
+
+def fit(
+    model: nn.Module,
+    train: tuple[torch.Tensor, torch.Tensor],
+    test: tuple[torch.Tensor, torch.Tensor],
+    settings: TrainSettings,
+    out_dir: Path,
+    meta: dict[str, Any],
+    progress: bool = True,
+    record: dict[str, Any] | None = None,
+) -> list[EpochResult]:
+    """Train `model` in place; checkpoint.pt after every epoch (resumed when present and `meta` matches).
+
+    `meta` identifies the run (key fingerprint, data and model digest); `record` (the run's config)
+    is stored in the checkpoint as well."""
+    rank, world = distributed()
+    out_dir = Path(out_dir)
+    train_x, train_y = train
+    if settings.hflip and meta.get("keyed_frames"):
+        raise ValueError("hflip on keyed frames would flip shuffled pixels; keyed augmentation is not built yet")
+    net = nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    optimizer = torch.optim.SGD(
+        model.parameters(),
+        lr=settings.lr,
+        momentum=settings.momentum,
+        weight_decay=settings.weight_decay,
+        nesterov=True,
+    )
+    steps_per_epoch = max(1, len(train_x) // (settings.batch_size * world))
+    scheduler = _scheduler(optimizer, settings, steps_per_epoch)
+    history: list[EpochResult] = []
+    start_epoch = 0
+    checkpoint_path = out_dir / "checkpoint.pt"
+    if checkpoint_path.exists():
+        state = torch.load(checkpoint_path, weights_only=False)
+        if state["meta"] == meta and state["settings"] == asdict(settings):
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            history = [EpochResult(**h) for h in state["history"]]
+            start_epoch = state["epoch"] + 1
+    generator = torch.Generator().manual_seed(settings.seed)
+    for _ in range(start_epoch):  # the same shuffles as an uninterrupted run
+        torch.randperm(len(train_x), generator=generator)
+    for epoch in range(start_epoch, settings.epochs):
+        order = torch.randperm(len(train_x), generator=generator)[rank::world]
+        net.train()
+        seen, correct, loss_sum = 0, 0, 0.0
+        bar = tqdm(
+            range(steps_per_epoch),
+            desc=f"epoch {epoch + 1}/{settings.epochs}",
+            disable=not progress or rank != 0,
+            leave=False,
+        )
+        for step in bar:
+            index = order[step * settings.batch_size : (step + 1) * settings.batch_size]
+            x, y = train_x[index], train_y[index]
+            if settings.hflip:
+                flip = torch.rand(len(index), generator=generator) < 0.5
+                x = torch.where(flip[:, None, None, None], x.flip(3), x)
+            logits = net(x)
+            loss = F.cross_entropy(logits, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            seen += len(index)
+            correct += int((logits.argmax(1) == y).sum())
+            loss_sum += loss.item() * len(index)
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+        if world > 1:
+            dist.barrier()
+        if rank == 0:
+            accuracy, test_loss, _ = evaluate(model, *test)
+            history.append(EpochResult(epoch, loss_sum / seen, correct / seen, test_loss, accuracy))
+            _save_checkpoint(checkpoint_path, model, optimizer, scheduler, epoch, history, settings, meta, record)
+            plot_history(history, out_dir / "training.png")
+            if progress:
+                tqdm.write(
+                    f"epoch {epoch + 1}/{settings.epochs}: train loss {loss_sum / seen:.4f}, test acc {accuracy:.4f}"
+                )
+        if world > 1:
+            dist.barrier()
+    return history
+
+
+def _scheduler(optimizer: torch.optim.Optimizer, settings: TrainSettings, steps_per_epoch: int):
+    total = settings.epochs * steps_per_epoch
+    if settings.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=settings.lr, total_steps=total)
+    if settings.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
+    return torch.optim.lr_scheduler.MultiStepLR(optimizer, [int(total * 0.5), int(total * 0.75)], gamma=0.1)
+
+
+def _save_checkpoint(path: Path, model, optimizer, scheduler, epoch: int, history, settings, meta, record) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {
+        "epoch": epoch,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "history": [asdict(h) for h in history],
+        "settings": asdict(settings),
+        "meta": meta,
+        "config": record,
+    }
+    with atomic_write(path) as f:
+        torch.save(state, f)
+
+
+def plot_history(history: list[EpochResult], path: Path) -> None:
+    epochs = [h.epoch + 1 for h in history]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
+    left.plot(epochs, [h.train_loss for h in history], "o-", label="train")
+    left.plot(epochs, [h.test_loss for h in history], "o-", label="test")
+    left.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
+    right.plot(epochs, [h.train_accuracy for h in history], "o-", label="train")
+    right.plot(epochs, [h.test_accuracy for h in history], "o-", label="test")
+    right.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
+    for axis in (left, right):
+        axis.legend()
+        axis.grid(alpha=0.3)
+    figure.tight_layout()
+    with atomic_write(path) as f:
+        figure.savefig(f, format="png", dpi=110)
+    plt.close(figure)

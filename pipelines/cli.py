@@ -1,0 +1,103 @@
+"""The privcam command: run, validate, keygen, characterize, info."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+from pathlib import Path
+
+import torch
+
+from .. import __version__
+from ..nets import list_models
+from ..privacy import Key
+from ..sensor import preset_names
+from . import tasks  # noqa: F401  (registers the tasks)
+from .config import load_run_config
+from .data import DATA_SOURCES
+from .runner import TASKS, run, validate
+
+USER_ERROR_EXIT = 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="privcam", description="privcam: a simulated privacy-preserving camera")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in [("run", "run a YAML run file"), ("validate", "check a run file without running it")]:
+        command = commands.add_parser(name, help=help_text)
+        command.add_argument("config", type=Path)
+        command.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE")
+    keygen = commands.add_parser("keygen", help="write a new key file (mode 0600)")
+    keygen.add_argument("path", type=Path)
+    keygen.add_argument("--force", action="store_true", help="replace an existing key file")
+    characterize = commands.add_parser("characterize", help="EMVA 1288 characterisation of a sensor preset")
+    characterize.add_argument("--sensor", required=True, choices=preset_names())
+    characterize.add_argument("--out", type=Path)
+    commands.add_parser("info", help="versions, presets, architectures, tasks and data sources")
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (ValueError, FileNotFoundError, KeyboardInterrupt) as err:
+        message = "interrupted" if isinstance(err, KeyboardInterrupt) else str(err)
+        print(f"privcam {args.command}: error: {message}", file=sys.stderr)
+        return USER_ERROR_EXIT
+
+
+def _run(args) -> int:
+    config = load_run_config(args.config, args.overrides)
+    metrics = run(config)
+    print(json.dumps(_headline(metrics), indent=2))
+    print(f"output in {config.output_dir}")
+    return 0
+
+
+def _validate(args) -> int:
+    config = load_run_config(args.config, args.overrides)
+    validate(config)
+    print(f"{args.config}: valid ({config.task['name']} task, output {config.output_dir})")
+    return 0
+
+
+def _keygen(args) -> int:
+    if args.path.exists() and not args.force:
+        raise ValueError(f"{args.path} exists; use --force to replace it (the old key is then lost)")
+    args.path.parent.mkdir(parents=True, exist_ok=True)
+    key = Key.generate()
+    key.save(args.path)
+    print(f"wrote {args.path} (mode 0600), fingerprint {key.fingerprint}")
+    return 0
+
+
+def _characterize(args) -> int:
+    from ..sensor.characterize import main as characterize_main
+
+    return characterize_main(["--sensor", args.sensor, *(["--out", str(args.out)] if args.out else [])])
+
+
+def _info(args) -> int:
+    import torchvision
+
+    lines = [
+        f"privcam {__version__}",
+        f"python {platform.python_version()}, torch {torch.__version__}, torchvision {torchvision.__version__}",
+        f"torch threads {torch.get_num_threads()}, cuda available: {torch.cuda.is_available()}",
+        f"sensor presets: {', '.join(preset_names())}",
+        f"architectures: {', '.join(list_models())}",
+        f"tasks: {', '.join(f'{n} ({TASKS.get(n).summary})' for n in TASKS.names())}",
+        f"data sources: {', '.join(DATA_SOURCES.names())}",
+    ]
+    print("\n".join(lines))
+    return 0
+
+
+def _headline(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if not isinstance(v, list | dict)} or metrics
+
+
+COMMANDS = {"run": _run, "validate": _validate, "keygen": _keygen, "characterize": _characterize, "info": _info}
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

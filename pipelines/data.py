@@ -1,0 +1,297 @@
+"""Data sources (a registry) and capturing a dataset through the simulated sensor, with a cache."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import pickle
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..privacy import Key, readout_permutation, shuffle
+from ..privacy.atomic import atomic_write
+from ..sensor import Sensor, load_preset
+from .config import ConfigError, DataSection, RunConfig
+from .registry import Registry
+
+FASHION_MNIST_ROOT = "/usr/share/datasets/fashion-mnist"
+FASHION_MNIST_CLASSES = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+TEST_INDEX_OFFSET = 10_000_000  # frame indices of test items, so train and test noise never repeat
+
+
+class DataError(ValueError):
+    """Data that is missing or unreadable; the message says how to fix it."""
+
+
+@dataclass
+class Dataset:
+    """Scenes as uint8 arrays (H, W) or (H, W, 3), labels (or None), and a name per item."""
+
+    images: list[np.ndarray]
+    labels: np.ndarray | None
+    class_names: list[str]
+    names: list[str]
+    fps: float | None = None  # video sources
+
+
+DATA_SOURCES: Registry[Callable[[DataSection, str], Dataset]] = Registry("data source")
+
+
+def load_dataset(section: DataSection, split: str | None = None) -> Dataset:
+    dataset = DATA_SOURCES.get(section.source)(section, split or section.split)
+    if section.limit is not None:
+        keep = slice(0, section.limit)
+        labels = None if dataset.labels is None else dataset.labels[keep]
+        dataset = Dataset(dataset.images[keep], labels, dataset.class_names, dataset.names[keep], dataset.fps)
+    if section.size is not None:
+        if len(section.size) != 2 or min(section.size) < 1:
+            raise DataError(f"data.size must be [H, W] positive, got {section.size}")
+        height, width = section.size
+        dataset.images = [cv2.resize(im, (width, height), interpolation=cv2.INTER_AREA) for im in dataset.images]
+    return dataset
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    with gzip.open(path) as f:
+        data = f.read()
+    if data[:2] != b"\0\0" or data[2] != 8:
+        raise DataError(f"{path} is not an IDX file of unsigned bytes")
+    ndim = data[3]
+    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+@DATA_SOURCES.register("fashion_mnist")
+def fashion_mnist(section: DataSection, split: str) -> Dataset:
+    root = Path(section.root or FASHION_MNIST_ROOT)
+    prefix = "train" if split == "train" else "t10k"
+    images_path, labels_path = root / f"{prefix}-images-idx3-ubyte.gz", root / f"{prefix}-labels-idx1-ubyte.gz"
+    if not images_path.exists() or not labels_path.exists():
+        raise DataError(
+            f"Fashion-MNIST is not in {root} (expected {images_path.name} and {labels_path.name}); "
+            "install it with `apt-get install dataset-fashion-mnist` "
+            "or set data.root to a folder with the IDX .gz files"
+        )
+    images, labels = _read_idx(images_path), _read_idx(labels_path).astype(np.int64)
+    return Dataset(list(images), labels, FASHION_MNIST_CLASSES, [f"{split}-{i:05d}" for i in range(len(labels))])
+
+
+@DATA_SOURCES.register("cifar10")
+def cifar10(section: DataSection, split: str) -> Dataset:
+    """A local CIFAR-10 folder in the python-pickle format (data_batch_1..5, test_batch)."""
+    if section.root is None:
+        raise DataError("data.root must name a CIFAR-10 folder (cifar-10-batches-py); nothing is downloaded")
+    root = Path(section.root)
+    if (root / "cifar-10-batches-py").is_dir():
+        root = root / "cifar-10-batches-py"
+    files = [root / f"data_batch_{i}" for i in range(1, 6)] if split == "train" else [root / "test_batch"]
+    missing = [f.name for f in files if not f.exists()]
+    if missing:
+        raise DataError(f"CIFAR-10 folder {root} lacks {', '.join(missing)} (the python-pickle format)")
+    images, labels = [], []
+    for path in files:
+        with open(path, "rb") as f:
+            try:
+                batch = pickle.load(f, encoding="latin1")
+            except Exception as err:
+                raise DataError(f"{path} is not a CIFAR-10 pickle batch: {err}") from None
+        data = np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+        images.extend(data)
+        labels.extend(batch["labels"])
+    names = CIFAR10_CLASSES
+    meta = root / "batches.meta"
+    if meta.exists():
+        with open(meta, "rb") as f:
+            names = list(pickle.load(f, encoding="latin1")["label_names"])
+    return Dataset(images, np.asarray(labels, np.int64), names, [f"{split}-{i:05d}" for i in range(len(labels))])
+
+
+@DATA_SOURCES.register("image_folder")
+def image_folder(section: DataSection, split: str) -> Dataset:
+    """PNG/JPEG files, one sub-folder per class (files directly in the folder form one class)."""
+    if section.root is None:
+        raise DataError("data.root must name a folder of images (one sub-folder per class)")
+    root = Path(section.root)
+    if not root.is_dir():
+        raise DataError(f"image folder {root} does not exist")
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir()) or ["."]
+    images, labels, names = [], [], []
+    for label, cls in enumerate(classes):
+        for path in sorted((root / cls).iterdir()):
+            if path.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if bgr is None:
+                raise DataError(f"cannot read image {path}")
+            images.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+            labels.append(label)
+            names.append(str(path.relative_to(root)))
+    if not images:
+        raise DataError(f"no PNG or JPEG images in {root}")
+    return Dataset(images, np.asarray(labels, np.int64), classes, names)
+
+
+@DATA_SOURCES.register("skimage_samples")
+def skimage_samples(section: DataSection, split: str) -> Dataset:
+    """scikit-image's bundled sample pictures: a built-in default for camera simulation."""
+    import skimage.data
+
+    names = ["astronaut", "camera", "cat", "chelsea", "coffee", "rocket", "coins", "moon"]
+    images = []
+    for name in names:
+        image = getattr(skimage.data, name)()
+        images.append(image if image.dtype == np.uint8 else (image * 255).astype(np.uint8))
+    return Dataset(images, None, [], names)
+
+
+@DATA_SOURCES.register("video")
+def video(section: DataSection, split: str) -> Dataset:
+    if section.path is None:
+        raise DataError("data.path must name a video file")
+    capture = cv2.VideoCapture(section.path)
+    if not capture.isOpened():
+        raise DataError(f"OpenCV cannot open the video {section.path}")
+    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+    frames = []
+    while section.limit is None or len(frames) < section.limit:
+        ok, bgr = capture.read()
+        if not ok:
+            break
+        frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    capture.release()
+    if not frames:
+        raise DataError(f"the video {section.path} has no readable frames")
+    return Dataset(frames, None, [], [f"frame-{i:06d}" for i in range(len(frames))], fps)
+
+
+@DATA_SOURCES.register("synthetic")
+def synthetic(section: DataSection, split: str) -> Dataset:
+    """Shapes on textured noise, one shape per class: small, deterministic data for tests."""
+    size = section.size or [32, 32]
+    rng = np.random.default_rng(0 if split == "train" else 1)
+    images, labels = [], []
+    for i in range(section.count):
+        label = i % section.classes
+        image = (rng.random((size[0], size[1])) * 60).astype(np.uint8)
+        center = rng.integers(size[0] // 4, 3 * size[0] // 4, 2)
+        radius = max(2, size[0] // 5)
+        if label % 3 == 0:
+            cv2.circle(image, (int(center[1]), int(center[0])), radius, 220, -1)
+        elif label % 3 == 1:
+            cv2.rectangle(
+                image,
+                (int(center[1] - radius), int(center[0] - radius)),
+                (int(center[1] + radius), int(center[0] + radius)),
+                220,
+                -1,
+            )
+        else:
+            points = np.array(
+                [
+                    [center[1], center[0] - radius],
+                    [center[1] - radius, center[0] + radius],
+                    [center[1] + radius, center[0] + radius],
+                ]
+            )
+            cv2.fillPoly(image, [points.astype(np.int32)], 220)
+        images.append(np.ascontiguousarray(np.roll(image, label // 3 * 3, axis=1)))
+        labels.append(label)
+    return Dataset(
+        images,
+        np.asarray(labels, np.int64),
+        [f"class{k}" for k in range(section.classes)],
+        [f"{split}-{i:05d}" for i in range(section.count)],
+    )
+
+
+def make_sensor(config: RunConfig) -> Sensor | None:
+    if not config.protected:
+        return None
+    try:
+        sensor_config = load_preset(config.sensor.preset)
+        if config.sensor.overrides:
+            sensor_config = sensor_config.replace(**config.sensor.overrides)
+    except ValueError as err:
+        raise ConfigError(f"{config.where('sensor')}: {err}") from None
+    return Sensor(sensor_config, seed=config.sensor.seed)
+
+
+def capture_tensors(
+    config: RunConfig,
+    split: str,
+    key: Key | None,
+    cache_dir: Path | None = Path("runs/cache"),
+    limit: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The split as network input (N, C, H, W) float32: scenes through the sensor (keyed when `key`),
+    or scenes scaled to [0, 1] (and shuffled by the readout permutation when keyed) with sensor 'none'.
+    Captures are cached on disk: the sensor is deterministic given its seed and the frame index."""
+    sensor = make_sensor(config)
+    fingerprint = None if key is None else key.fingerprint
+    recipe = {
+        "data": {k: v for k, v in vars(config.data).items()},
+        "split": split,
+        "sensor": None if sensor is None else sensor.config.config_hash,
+        "sensor_seed": config.sensor.seed,
+        "key": fingerprint,
+        "in_channels": config.model.in_channels,
+        "limit": limit,
+    }
+    digest = hashlib.blake2b(json.dumps(recipe, sort_keys=True).encode(), digest_size=10).hexdigest()
+    cache = None if cache_dir is None else Path(cache_dir) / f"capture-{digest}.pt"
+    if cache is not None and cache.exists():
+        payload = torch.load(cache, weights_only=True)
+        return payload["frames"], payload.get("labels")
+    dataset = load_dataset(config.data, split)
+    if limit is not None:
+        dataset.images, dataset.names = dataset.images[:limit], dataset.names[:limit]
+        dataset.labels = None if dataset.labels is None else dataset.labels[:limit]
+    offset = TEST_INDEX_OFFSET if split == "test" else 0
+    tensors = []
+    for i, image in enumerate(tqdm(dataset.images, desc=f"capturing {split}", unit="frame", leave=False)):
+        if sensor is None:
+            tensor = _scene_tensor(image, config.model.in_channels)
+            if key is not None:
+                tensor = shuffle(tensor, readout_permutation(key, tensor.shape[1], tensor.shape[2]))
+        else:
+            tensor = sensor.capture_image(image, key=key, frame_index=offset + i).to_tensor()
+        tensors.append(tensor)
+    frames = torch.stack(tensors)
+    labels = None if dataset.labels is None else torch.from_numpy(dataset.labels)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(cache) as f:
+            torch.save({"frames": frames, "labels": labels, "recipe": recipe}, f)
+    return frames, labels
+
+
+def _scene_tensor(image: np.ndarray, channels: int) -> torch.Tensor:
+    values = image.astype(np.float32) / 255.0
+    if values.ndim == 2:
+        values = values[..., None]
+    if values.shape[2] == 3 and channels == 1:
+        values = values @ np.array([0.299, 0.587, 0.114], np.float32)
+        values = values[..., None]
+    elif values.shape[2] == 1 and channels == 3:
+        values = np.repeat(values, 3, axis=2)
+    return torch.from_numpy(np.ascontiguousarray(values.transpose(2, 0, 1)))

@@ -1,0 +1,5 @@
+"""Tasks register themselves in privcam.pipelines.runner.TASKS when imported."""
+
+from . import evaluate, reproduce, simulate, train
+
+__all__ = ["evaluate", "reproduce", "simulate", "train"]

@@ -1,0 +1,81 @@
+import json
+import stat
+
+import yaml
+
+from privcam.pipelines.cli import main
+
+from conftest import synthetic_run, write_config
+
+
+def test_validate_names_file_line_field_and_allowed_values(workdir, capsys):
+    path = workdir / "run.yaml"
+    path.write_text("name: x\ntask:\n  name: train\ndata:\n  source: synthetic\n  splt: test\n")
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:6: unknown field 'data.splt' (did you mean 'split'?); allowed:" in err
+    assert "Traceback" not in err
+
+    path.write_text("name: x\ntask:\n  name: trian\n")
+    assert main(["validate", str(path)]) == 2
+    assert (
+        f"{path}:3: unknown task 'trian' (did you mean 'train'?); allowed: evaluate, reproduce"
+        in capsys.readouterr().err
+    )
+
+    path.write_text("name: x\ntask: {name: train, epochs: two}\n")
+    assert main(["validate", str(path)]) == 2
+    assert "task.epochs must be an integer, got 'two'" in capsys.readouterr().err
+
+    path.write_text("name: x\ntask: {name: train}\nmodel: {backend: fast}\n")
+    assert main(["validate", str(path)]) == 2
+    assert f"{path}:3: model.backend is 'fast'; allowed: gather, deform" in capsys.readouterr().err
+
+    path.write_text("name: x\ntask: {name: train}\nsensor: {preset: phone}\n")
+    assert main(["validate", str(path)]) == 2
+    assert "sensor.preset is 'phone'; allowed: generic_cmos" in capsys.readouterr().err
+
+    path.write_text("name: x\ntask: [unclosed\n")
+    assert main(["validate", str(path)]) == 2
+    assert "not valid YAML" in capsys.readouterr().err
+
+
+def test_sensor_none_shorthand(workdir):
+    from privcam.pipelines.config import load_run_config
+
+    path = write_config(workdir / "run.yaml", **synthetic_run({"name": "train"}, sensor="none"))
+    config = load_run_config(path)
+    assert config.sensor.preset == "none" and not config.protected
+
+
+def test_set_overrides_any_field(workdir, capsys):
+    path = write_config(workdir / "run.yaml", **synthetic_run({"name": "train", "epochs": 1}))
+    assert main(["validate", str(path), "--set", "task.epochs=3", "--set", "model.backend=deform"]) == 0
+    assert main(["validate", str(path), "--set", "task.epochs=x"]) == 2
+    assert "--set: task.epochs must be an integer" in capsys.readouterr().err
+    assert main(["validate", str(path), "--set", "nonsense"]) == 2
+
+
+def test_keygen_and_info(workdir, capsys):
+    assert main(["keygen", "keys/a.key"]) == 0
+    key_file = workdir / "keys" / "a.key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert key_file.read_text().strip() not in capsys.readouterr().out
+    assert main(["keygen", "keys/a.key"]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "phone_imx363" in out and "small_cnn" in out and "reproduce" in out and "fashion_mnist" in out
+
+
+def test_run_writes_its_folder(workdir, capsys):
+    path = write_config(workdir / "run.yaml", **synthetic_run({"name": "train", "epochs": 1, "batch_size": 16}))
+    assert main(["run", str(path)]) == 0
+    out = workdir / "runs" / "tiny"
+    for name in ("config.yaml", "metrics.json", "run.log", "checkpoint.pt", "weights.pt", "training.png"):
+        assert (out / name).exists(), name
+    assert yaml.safe_load((out / "config.yaml").read_text())["task"]["epochs"] == 1
+    assert json.loads((out / "metrics.json").read_text())["epochs"] == 1
+    key_file = workdir / "keys" / "test.key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert key_file.read_text().strip() not in (out / "run.log").read_text()
