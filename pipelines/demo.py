@@ -21,6 +21,7 @@ from ..nets import create_model, to_keyed
 from ..nets.convert import BACKENDS
 from ..privacy import Key, readout_permutation, shuffle, unshuffle
 from ..privacy.atomic import atomic_write
+from ..sensor.frame import write_png
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
@@ -67,14 +68,6 @@ def panel(rows: list[list[tuple[str, np.ndarray]]]) -> np.ndarray:
             cv2.putText(canvas, text, (left, top + 18), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
             canvas[top + caption : top + caption + tile_h, left : left + tile_w] = tile
     return canvas
-
-
-def write_png(path: Path, rgb: np.ndarray) -> None:
-    ok, encoded = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise RuntimeError(f"OpenCV could not encode {path.name}")
-    with atomic_write(path) as f:
-        f.write(encoded.tobytes())
 
 
 def timed(fn, x: torch.Tensor):

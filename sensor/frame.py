@@ -128,13 +128,17 @@ class Frame:
 
     def save_png(self, path: str | os.PathLike) -> Path:
         """A 16-bit PNG of the raw data, as read out, scaled to the full 16-bit range for viewers."""
-        path = Path(path)
-        shifted = self.data.astype(np.uint16) << (16 - self.metadata["bit_depth"])
-        if shifted.ndim == 3 and shifted.shape[2] == 3:
-            shifted = cv2.cvtColor(shifted, cv2.COLOR_RGB2BGR)
-        ok, encoded = cv2.imencode(".png", shifted)
-        if not ok:
-            raise RuntimeError(f"OpenCV could not encode {path.name}")
-        with atomic_write(path) as f:
-            f.write(encoded.tobytes())
-        return path
+        return write_png(path, self.data.astype(np.uint16) << (16 - self.metadata["bit_depth"]))
+
+
+def write_png(path: str | os.PathLike, image: np.ndarray) -> Path:
+    """An 8- or 16-bit PNG of an (H, W) or RGB (H, W, 3) image, written atomically."""
+    path = Path(path)
+    if image.ndim == 3 and image.shape[2] == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    ok, encoded = cv2.imencode(".png", image)
+    if not ok:
+        raise RuntimeError(f"OpenCV could not encode {path.name}")
+    with atomic_write(path) as f:
+        f.write(encoded.tobytes())
+    return path

@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from ...privacy.atomic import atomic_write
 from ...sensor import Frame
+from ...sensor.frame import write_png
 from ..data import load_dataset, make_sensor
 from ..runner import TASKS, RunContext, Task
 
@@ -49,7 +50,7 @@ def run_simulate(ctx: RunContext) -> dict:
             frame.save(path)
         preview = previews_dir / f"{index:06d}.png"
         if ctx.params.previews and not preview.exists():
-            _write_png(preview, frame.to_rgb8())
+            write_png(preview, frame.to_rgb8())
         rows.append(_manifest_row(frame, name, path.relative_to(ctx.out), sensor.config))
     _write_manifest(ctx.out, rows)
     stats = {
@@ -105,14 +106,6 @@ def _write_manifest(out: Path, rows: list[dict]) -> None:
     writer.writerows(rows)
     with atomic_write(out / "manifest.csv", "w") as f:
         f.write(buffer.getvalue())
-
-
-def _write_png(path: Path, rgb: np.ndarray) -> None:
-    ok, encoded = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise RuntimeError(f"OpenCV could not encode {path.name}")
-    with atomic_write(path) as f:
-        f.write(encoded.tobytes())
 
 
 def _write_video(path: Path, frames: list[np.ndarray], fps: float) -> None:
