@@ -19,7 +19,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from ..privacy import Key, permutation, readout_permutation
 from ..privacy.schedule import READOUT_UNITS
 from . import layout as rules
-from .keyed_model import BuildStats, KeyedModel
+from .keyed_model import BuildStats, InputConsumer, KeyedModel
 from .ops.conv import KeyedConv2d
 from .ops.deform_conv import KeyedDeformConv2d
 from .ops.pool import KeyedMaxPool2d, KeyedWeightedSum2d
@@ -120,12 +120,20 @@ def to_keyed(
     def perm_of(value: Keyed) -> np.ndarray:
         return perms[classes.find(value.cls)]
 
+    input_class = classes.find(0)
+    input_consumers: list[InputConsumer] | None = []
     for node, op in spatial_ops.items():
         in_layout, out_layout = layouts[node.args[0]], layouts[node]
         keyed_module = _build_keyed_op(node, op, perm_of(in_layout), perm_of(out_layout), backend)
         _replace_with_module(graph_module, node, keyed_module)
+        if classes.find(in_layout.cls) == input_class:
+            input_consumers.append(InputConsumer(keyed_module, op.stencil, perm_of(out_layout)))
     for node, (linear, value) in folds.items():
         _replace_with_module(graph_module, node, _fold_linear(linear, perm_of(value), value.hw))
+        if classes.find(value.cls) == input_class:
+            input_consumers = None
+    if any(classes.find(c) == input_class for c in range(1, len(classes.parent))):
+        input_consumers = None  # the frame's order is shared with a later map (e.g. a residual on the input)
 
     built = time.perf_counter()
     graph_module.graph.lint()
@@ -145,6 +153,7 @@ def to_keyed(
         nonce=nonce,
         fold_batchnorm=fold_batchnorm,
         input_permutation=input_perm,
+        input_consumers=input_consumers,
         output_permutation=output_perm,
         build_stats=BuildStats(
             analysis_seconds=planned - started,

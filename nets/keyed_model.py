@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import fx, nn
 
-from ..privacy import Key
+from ..privacy import Key, readout_permutation
 from ..privacy.atomic import atomic_write
 
 CHECKPOINT_FORMAT = "privcam-keyed-model"
@@ -29,6 +29,15 @@ class BuildStats:
     analysis_seconds: float
     table_seconds: float
     table_bytes: int
+
+
+@dataclass(frozen=True)
+class InputConsumer:
+    """A keyed op that reads the frame itself: the only ops a new per-frame order changes."""
+
+    module: nn.Module
+    stencil: Any
+    output_permutation: np.ndarray
 
 
 class KeyedModel(nn.Module):
@@ -51,6 +60,7 @@ class KeyedModel(nn.Module):
         input_permutation: np.ndarray,
         output_permutation: np.ndarray | None,
         build_stats: BuildStats,
+        input_consumers: list[InputConsumer] | None = None,
     ) -> None:
         super().__init__()
         self.graph_module = graph_module
@@ -64,6 +74,7 @@ class KeyedModel(nn.Module):
         self.input_permutation = input_permutation
         self.output_permutation = output_permutation
         self.build_stats = build_stats
+        self._input_consumers = input_consumers
 
     @property
     def conversion_settings(self) -> dict[str, Any]:
@@ -87,6 +98,27 @@ class KeyedModel(nn.Module):
         if self.backend == "gather":
             frames = frames.contiguous(memory_format=torch.channels_last)
         return self.graph_module(frames)
+
+    def set_input_nonce(self, key: Key, nonce: int | None) -> None:
+        """Read frames shuffled with readout nonce `nonce` from now on (per-frame key rotation).
+
+        Only the tables of the ops that read the frame itself are rebuilt; every later map keeps
+        its order. Needs the key the model was converted with.
+        """
+        if key.fingerprint != self.key_fingerprint:
+            raise KeyMismatchError(
+                f"this model was keyed with fingerprint {self.key_fingerprint}, not {key.fingerprint}"
+            )
+        if self._input_consumers is None:
+            raise ValueError(
+                "this network uses the frame's order beyond its first layers (a residual or a Linear on the "
+                "frame); per-frame nonces need a network whose input feeds only spatial ops"
+            )
+        _, height, width = self.input_size
+        perm = readout_permutation(key, height, width, self.unit, self.block, nonce)
+        for consumer in self._input_consumers:
+            consumer.module.rekey(consumer.stencil, perm, consumer.output_permutation)
+        self.input_permutation, self.nonce = perm, nonce
 
     def extra_repr(self) -> str:
         return f"key={self.key_fingerprint}, input_size={self.input_size}, backend={self.backend!r}, unit={self.unit!r}"

@@ -61,6 +61,10 @@ class KeyedConv2d(nn.Module):
         table = torch.from_numpy(stencil.keyed_index(perm_in, perm_out))
         self.register_buffer("table", table, persistent=False)
 
+    def rekey(self, stencil: Stencil, perm_in, perm_out) -> None:
+        """New keyed orders for the same stencil (a new per-frame input order), in place."""
+        self.table.copy_(torch.from_numpy(stencil.keyed_index(perm_in, perm_out)))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return keyed_conv2d(x, self.weight, self.bias, self.table, self.out_hw, self.groups, self.zero_row)
 

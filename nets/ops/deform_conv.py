@@ -39,19 +39,24 @@ class KeyedDeformConv2d(nn.Module):
 
     def __init__(self, conv: nn.Conv2d, stencil: Stencil, perm_in, perm_out, padding: tuple[int, int]) -> None:
         super().__init__()
-        self.stride, self.padding, self.dilation = conv.stride, padding, conv.dilation
-        self.weight = nn.Parameter(conv.weight.detach().clone())
-        self.bias = None if conv.bias is None else nn.Parameter(conv.bias.detach().clone())
-        offsets = deform_offsets(
-            stencil.keyed_index(perm_in, perm_out),
-            stencil.in_hw,
-            stencil.out_hw,
+        self.kernel_size, self.stride, self.padding, self.dilation = (
             conv.kernel_size,
             conv.stride,
             padding,
             conv.dilation,
         )
-        self.register_buffer("offsets", torch.from_numpy(offsets), persistent=False)
+        self.weight = nn.Parameter(conv.weight.detach().clone())
+        self.bias = None if conv.bias is None else nn.Parameter(conv.bias.detach().clone())
+        self.register_buffer("offsets", self._offsets(stencil, perm_in, perm_out), persistent=False)
+
+    def _offsets(self, stencil: Stencil, perm_in, perm_out) -> torch.Tensor:
+        keyed = stencil.keyed_index(perm_in, perm_out)
+        geometry = (self.kernel_size, self.stride, self.padding, self.dilation)
+        return torch.from_numpy(deform_offsets(keyed, stencil.in_hw, stencil.out_hw, *geometry))
+
+    def rekey(self, stencil: Stencil, perm_in, perm_out) -> None:
+        """New keyed orders for the same stencil (a new per-frame input order), in place."""
+        self.offsets.copy_(self._offsets(stencil, perm_in, perm_out))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         offsets = self.offsets.expand(x.shape[0], -1, -1, -1)

@@ -294,3 +294,32 @@ def test_untraceable_model_is_a_clear_error(key):
 
     with pytest.raises(KeyConversionError, match=r"torch\.fx could not trace DataDependent"):
         to_keyed(DataDependent(), key, (1, 4, 4))
+
+
+@pytest.mark.parametrize("backend", ["gather", "deform"])
+def test_per_frame_nonce_rebuilds_only_the_first_tables(backend, key, other_key):
+    model = plain_model("resnet18", {"num_classes": 10}, (3, 32, 32))
+    keyed = to_keyed(model, key, (3, 32, 32), backend=backend)
+    later = {name: b.clone() for name, b in keyed.named_buffers() if "layer4" in name}
+    for nonce in (7, 8):
+        keyed.set_input_nonce(key, nonce)
+        assert np.array_equal(keyed.input_permutation, readout_permutation(key, 32, 32, nonce=nonce))
+        out, reference = keyed_and_plain_outputs(keyed, model, torch.randn(2, 3, 32, 32))
+        assert (out - reference).abs().max() <= 1e-4
+    assert all(torch.equal(b, later[name]) for name, b in keyed.named_buffers() if name in later)
+    with pytest.raises(KeyMismatchError):
+        keyed.set_input_nonce(other_key, 1)
+
+
+def test_per_frame_nonce_refuses_a_network_that_reuses_the_frame_order(key):
+    class Residual(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(2, 2, 3, padding=1)
+
+        def forward(self, x):
+            return x + self.conv(x)
+
+    keyed = to_keyed(Residual(), key, (2, 8, 8))
+    with pytest.raises(ValueError, match="beyond its first layers"):
+        keyed.set_input_nonce(key, 1)
