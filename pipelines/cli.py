@@ -36,6 +36,12 @@ def main(argv: list[str] | None = None) -> int:
     characterize.add_argument("--sensor", required=True, choices=preset_names())
     characterize.add_argument("--out", type=Path)
     commands.add_parser("info", help="versions, presets, architectures, tasks and data sources")
+    webcam = commands.add_parser("webcam", help="live demo: scene, protected frame, reveal and keyed prediction")
+    webcam.add_argument("--config", type=Path, default=Path("configs/webcam.yaml"))
+    webcam.add_argument("--source", help="camera index (0), video file, or synthetic")
+    webcam.add_argument("--headless", action="store_true", help="no window: record an MP4 and print fps")
+    webcam.add_argument("--frames", type=int, help="stop after N frames")
+    webcam.add_argument("--record", type=Path, help="also record the window to this MP4")
     args = parser.parse_args(argv)
     try:
         return COMMANDS[args.command](args)
@@ -76,6 +82,19 @@ def _characterize(args) -> int:
     return characterize_main(["--sensor", args.sensor, *(["--out", str(args.out)] if args.out else [])])
 
 
+def _webcam(args) -> int:
+    overrides = [f"task.frames={args.frames}"] if args.frames else []
+    if args.source:
+        overrides.append(f"task.source={json.dumps(args.source)}")  # quoted: a camera index stays text
+    if args.headless:
+        overrides.append("task.headless=true")
+    if args.record:
+        overrides.append(f"task.record={json.dumps(str(args.record))}")
+    config = load_run_config(args.config, overrides)
+    run(config)
+    return 0
+
+
 def _info(args) -> int:
     import torchvision
 
@@ -96,7 +115,14 @@ def _headline(metrics: dict) -> dict:
     return {k: v for k, v in metrics.items() if not isinstance(v, list | dict)} or metrics
 
 
-COMMANDS = {"run": _run, "validate": _validate, "keygen": _keygen, "characterize": _characterize, "info": _info}
+COMMANDS = {
+    "run": _run,
+    "validate": _validate,
+    "keygen": _keygen,
+    "characterize": _characterize,
+    "info": _info,
+    "webcam": _webcam,
+}
 
 
 if __name__ == "__main__":

@@ -1,7 +1,14 @@
 """Keys, the key schedule and frame shuffling. Imports neither privcam.sensor nor privcam.nets."""
 
 from .keys import Key, KeyFileError
-from .schedule import READOUT_UNITS, inverse_permutation, permutation, readout_label, readout_permutation
+from .schedule import (
+    READOUT_UNITS,
+    inverse_permutation,
+    permutation,
+    readout_inverse_permutation,
+    readout_label,
+    readout_permutation,
+)
 from .shuffle import shuffle, unshuffle
 
 __all__ = [
@@ -10,6 +17,7 @@ __all__ = [
     "KeyFileError",
     "inverse_permutation",
     "permutation",
+    "readout_inverse_permutation",
     "readout_label",
     "readout_permutation",
     "shuffle",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 from typing import Literal
 
 import numpy as np
@@ -56,7 +57,7 @@ def readout_permutation(
     block: int = 8,
     nonce: int | None = None,
 ) -> np.ndarray:
-    """Pixel permutation (length H*W) of a keyed sensor readout.
+    """Pixel permutation (length H*W) of a keyed sensor readout, read-only (results are cached).
 
     "pixel" moves single photosites; "quad" moves 2x2 Bayer cells and "block" moves b x b
     blocks whole, keeping the layout inside each unit.
@@ -67,12 +68,39 @@ def readout_permutation(
         raise ValueError(f"frame size must be positive, got {height}x{width}")
     if nonce is not None and (not isinstance(nonce, int | np.integer) or nonce < 0):
         raise ValueError(f"nonce must be a non-negative integer or None, got {nonce!r}")
+    if unit == "block" and (not isinstance(block, int | np.integer) or block < 1):
+        raise ValueError(f"block size must be a positive integer, got {block!r}")
+    return _readout_permutation(key, int(height), int(width), unit, int(block), None if nonce is None else int(nonce))
+
+
+def readout_inverse_permutation(
+    key: Key, height: int, width: int, unit: ReadoutUnit = "pixel", block: int = 8, nonce: int | None = None
+) -> np.ndarray:
+    """The inverse of readout_permutation (keyed position of each plain pixel), cached too:
+    shuffle(x, inverse) unshuffles a frame without recomputing it."""
+    return _readout_inverse(key, int(height), int(width), unit, int(block), None if nonce is None else int(nonce))
+
+
+@lru_cache(maxsize=16)
+def _readout_inverse(key: Key, height: int, width: int, unit: str, block: int, nonce: int | None) -> np.ndarray:
+    inverse = inverse_permutation(readout_permutation(key, height, width, unit, block, nonce))
+    inverse.flags.writeable = False
+    return inverse
+
+
+@lru_cache(maxsize=16)
+def _readout_permutation(key: Key, height: int, width: int, unit: str, block: int, nonce: int | None) -> np.ndarray:
+    """Readout permutations cost about 60 ms at 1080p and are asked for every frame: keep recent ones."""
+    perm = _compute_readout(key, height, width, unit, block, nonce)
+    perm.flags.writeable = False
+    return perm
+
+
+def _compute_readout(key: Key, height: int, width: int, unit: str, block: int, nonce: int | None) -> np.ndarray:
     label = readout_label(height, width, unit, block, nonce)
     if unit == "pixel":
         return permutation(key, label, height * width)
     size = 2 if unit == "quad" else block
-    if unit == "block" and (not isinstance(block, int | np.integer) or block < 1):
-        raise ValueError(f"block size must be a positive integer, got {block!r}")
     if height % size or width % size:
         raise ValueError(
             f"{unit} readout of {size}x{size} units needs H and W divisible by {size}, got {height}x{width}"

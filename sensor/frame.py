@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..privacy import Key, readout_permutation, unshuffle
+from ..privacy import Key, readout_inverse_permutation, shuffle
 from ..privacy.atomic import atomic_write
 
 FRAME_FORMAT = "privcam-frame/1"
@@ -57,15 +57,11 @@ class Frame:
                 f"this frame was captured with the key of fingerprint {self.metadata['key_fingerprint']}, "
                 f"not with the key of fingerprint {key.fingerprint}"
             )
-        perm = readout_permutation(
-            key,
-            self.height,
-            self.width,
-            self.metadata["readout_unit"],
-            self.metadata["readout_block"],
-            self.metadata["nonce"],
+        meta = self.metadata
+        inverse = readout_inverse_permutation(
+            key, self.height, self.width, meta["readout_unit"], meta["readout_block"], meta["nonce"]
         )
-        return Frame(unshuffle(self.data, perm), {**self.metadata, "key_fingerprint": None, "revealed": True})
+        return Frame(shuffle(self.data, inverse), {**meta, "key_fingerprint": None, "revealed": True})
 
     def to_tensor(self, packed: bool = False) -> torch.Tensor:
         """Float32 (C, H, W) in readout order, black level removed and scaled so white is 1.
@@ -93,8 +89,10 @@ class Frame:
         image = (scaled * 255 + 0.5).astype(np.uint8)
         cfa = self.metadata["cfa"]
         if cfa != "none":
-            return cv2.cvtColor(image, _BAYER_TO_RGB[cfa])
-        return np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 or image.shape[2] == 1 else image
+            image = cv2.cvtColor(image, _BAYER_TO_RGB[cfa])
+        elif image.ndim == 2 or image.shape[2] == 1:
+            return np.repeat(image.reshape(image.shape[0], image.shape[1], 1), 3, axis=2)
+        return _white_balance(image, self.metadata.get("qe"))
 
     def save(self, path: str | os.PathLike) -> Path:
         """An .npz holding `data` and the metadata as JSON, written atomically."""
@@ -129,6 +127,14 @@ class Frame:
     def save_png(self, path: str | os.PathLike) -> Path:
         """A 16-bit PNG of the raw data, as read out, scaled to the full 16-bit range for viewers."""
         return write_png(path, self.data.astype(np.uint16) << (16 - self.metadata["bit_depth"]))
+
+
+def _white_balance(rgb: np.ndarray, qe: list[float] | None) -> np.ndarray:
+    """Scale R, G, B by the filters' relative QE, as a camera's ISP would, so grey looks grey."""
+    if not qe or len(qe) != 3:
+        return rgb
+    gains = max(qe) / np.asarray(qe, np.float32)
+    return np.clip(rgb.astype(np.float32) * gains, 0, 255).astype(np.uint8)
 
 
 def write_png(path: str | os.PathLike, image: np.ndarray) -> Path:

@@ -120,7 +120,7 @@ class Sensor:
         height, width = dn.shape[:2]
         if key is not None:
             readout = self.config.readout
-            dn = shuffle(dn, _cached_readout(key, height, width, readout.unit, readout.block, nonce))
+            dn = shuffle(dn, readout_permutation(key, height, width, readout.unit, readout.block, nonce))
         return Frame(dn, self._metadata(dn, key, nonce, index))
 
     def _check_radiance(self, photons_per_s: np.ndarray) -> np.ndarray:
@@ -228,6 +228,7 @@ class Sensor:
             "analog_gain": c.analog_gain,
             "conversion_gain_dn_per_e": c.conversion_gain_dn_per_e,
             "cfa": c.cfa,
+            "qe": list(c.qe),
             "preset": c.name,
             "config_hash": c.config_hash,
             "seed": self.seed,
@@ -272,12 +273,6 @@ def _cfa_channel_map(cfa: str, height: int, width: int) -> np.ndarray:
 def _frame_seed(seed: int, index: int) -> int:
     digest = hashlib.blake2b(f"privcam-noise/{seed}/{index}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little") & (2**63 - 1)
-
-
-@lru_cache(maxsize=8)
-def _cached_readout(key: Key, height: int, width: int, unit: str, block: int, nonce: int | None) -> np.ndarray:
-    """Readout permutations are costly at video sizes (about 0.2 s at 1080p): reuse them."""
-    return readout_permutation(key, height, width, unit, block, nonce)
 
 
 def _describe(value) -> str:

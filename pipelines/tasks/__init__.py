@@ -1,5 +1,6 @@
 """Tasks register themselves in privcam.pipelines.runner.TASKS when imported."""
 
+from .. import webcam
 from . import evaluate, reproduce, simulate, train
 
-__all__ = ["evaluate", "reproduce", "simulate", "train"]
+__all__ = ["evaluate", "reproduce", "simulate", "train", "webcam"]

@@ -1,0 +1,266 @@
+"""privcam webcam: watch the camera protect the world live.
+
+Every frame goes through the full sensor model (noise, ADC, keyed readout). One window shows the
+scene, the frame as the camera sends it, what the key holder sees, and the keyed classifier's
+prediction on a second, binned capture at the classifier's input size. Keys: q quit, space pause,
+w wrong key, n per-frame nonces, s save the frame. Without a display it records an MP4 and
+prints frame-rate statistics; without a camera it falls back to a synthetic source.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from ..privacy import Key, readout_inverse_permutation, shuffle
+from ..sensor import Frame, Sensor
+from ..sensor.frame import write_png
+from .config import RunConfig
+from .data import FASHION_MNIST_CLASSES, DataError, DataSection, load_dataset, make_sensor
+from .runner import TASKS, RunContext, Task, build_plain_model, make_keyed
+
+PANEL = (320, 240)  # width, height of each tile in the window
+WINDOW = "privcam webcam"
+
+
+@dataclass
+class WebcamParams:
+    source: str = "synthetic"  # a camera index ("0"), a video file, or "synthetic"
+    width: int = 640
+    height: int = 480
+    frames: int | None = None  # stop after N frames
+    headless: bool = False
+    record: str | None = None  # an MP4 of the window
+    snapshots: str = "runs/webcam/snapshots"
+
+
+@dataclass
+class LoopState:
+    paused: bool = False
+    wrong_key: bool = False
+    nonces: bool = False
+    frame_times: list[float] = field(default_factory=list)
+
+
+def open_source(source: str, size: tuple[int, int]) -> tuple[Iterator[np.ndarray], str]:
+    """RGB frames (H, W, 3) uint8 from a camera, a file or the synthetic scene, and a description."""
+    if source != "synthetic":
+        capture = cv2.VideoCapture(int(source) if source.isdigit() else source)
+        if capture.isOpened():
+            return _read_capture(capture, size), f"source {source}"
+        print(f"privcam webcam: cannot open {source!r} (no camera or file there); using the synthetic source")
+    return synthetic_scene(size), "synthetic source (Fashion-MNIST items, or scikit-image pictures)"
+
+
+def _read_capture(capture: cv2.VideoCapture, size: tuple[int, int]) -> Iterator[np.ndarray]:
+    while True:
+        ok, bgr = capture.read()
+        if not ok:
+            capture.release()
+            return
+        yield cv2.cvtColor(cv2.resize(bgr, size, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+
+
+def synthetic_scene(size: tuple[int, int]) -> Iterator[np.ndarray]:
+    """Garments drifting across the frame, 40 frames each (scikit-image pictures if Fashion-MNIST is absent)."""
+    width, height = size
+    try:
+        items = load_dataset(DataSection(source="fashion_mnist", split="test", limit=50)).images
+    except DataError:
+        items = load_dataset(DataSection(source="skimage_samples")).images
+    side = min(width, height)
+    for index in range(10**9):
+        item = items[(index // 40) % len(items)]
+        tile = cv2.resize(item, (side, side), interpolation=cv2.INTER_LINEAR)
+        tile = np.repeat(tile[..., None], 3, axis=2) if tile.ndim == 2 else tile
+        tile = np.maximum(tile, 24)
+        frame = np.full((height, width, 3), 24, np.uint8)  # a dim room, not a black void
+        shift = int((index % 40 - 20) * (width - side) / 60)
+        left = (width - side) // 2 + shift
+        frame[(height - side) // 2 : (height - side) // 2 + side, left : left + side] = tile
+        yield frame
+
+
+class Classifier:
+    """The keyed classifier on a binned capture: the scene's centre square, resized to the model's input."""
+
+    def __init__(self, config: RunConfig, key: Key, wrong_key: Key) -> None:
+        self.input_size = (config.model.in_channels, 28, 28) if config.model.arch == "small_cnn" else (3, 32, 32)
+        plain = build_plain_model(config, self.input_size).eval()
+        self.keyed = make_keyed(plain, config, key, self.input_size)
+        self.keyed_wrong = make_keyed(plain, config, wrong_key, self.input_size)
+        self.sensor = Sensor(make_sensor(config).config, seed=config.sensor.seed + 1)
+        self.classes = FASHION_MNIST_CLASSES if config.model.num_classes == 10 else [str(i) for i in range(99)]
+        self.key = key
+
+    @torch.inference_mode()
+    def predict(self, scene: np.ndarray, index: int, nonce: int | None, wrong: bool) -> tuple[str, float]:
+        height, width = scene.shape[:2]
+        side = min(height, width)
+        crop = scene[
+            (height - side) // 2 : (height - side) // 2 + side, (width - side) // 2 : (width - side) // 2 + side
+        ]
+        binned = cv2.resize(crop, self.input_size[:0:-1], interpolation=cv2.INTER_AREA)
+        frame = self.sensor.capture_image(binned, key=self.key, nonce=nonce, frame_index=index)
+        frames = frame.to_tensor()
+        if frames.shape[0] != self.input_size[0]:
+            frames = frames.mean(0, keepdim=True)  # channel mixing commutes with the keyed order
+        model = self.keyed_wrong if wrong else self.keyed
+        if self.keyed.nonce != nonce:
+            self.keyed.set_input_nonce(self.key, nonce)
+        probabilities = model(frames.unsqueeze(0)).softmax(1)[0]
+        confidence, label = probabilities.max(0)
+        return self.classes[int(label)], float(confidence)
+
+
+def compose(
+    scene, protected, revealed, prediction: tuple[str, float], fps: float, fingerprint: str, state: LoopState
+) -> np.ndarray:
+    """The window: scene, camera output, key holder's view and the classifier panel, side by side."""
+    tiles = [cv2.resize(image, PANEL, interpolation=cv2.INTER_AREA) for image in (scene, protected, revealed)]
+    info = np.full((PANEL[1], PANEL[0], 3), 24, np.uint8)
+    label, confidence = prediction
+    lines = [
+        ("keyed classifier", 0.5, (200, 200, 200)),
+        (f"{label}", 0.8, (255, 255, 255)),
+        (f"confidence {confidence:.0%}", 0.55, (255, 255, 255)),
+        (f"{fps:5.1f} fps", 0.55, (120, 255, 120)),
+        (f"key {fingerprint}", 0.45, (200, 200, 200)),
+        (f"nonce per frame: {'on' if state.nonces else 'off'}", 0.45, (200, 200, 200)),
+        ("WRONG KEY" if state.wrong_key else "", 0.6, (255, 80, 80)),
+        ("q quit  space pause  w key  n nonce  s save", 0.36, (160, 160, 160)),
+    ]
+    for row, (text, scale, colour) in enumerate(lines):
+        cv2.putText(info, text, (10, 28 + row * 28), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, 1, cv2.LINE_AA)
+    cv2.rectangle(info, (10, 2 * 28 + 34), (10 + int(280 * confidence), 2 * 28 + 40), (120, 200, 255), -1)
+    titles = [
+        "scene",
+        "protected (camera output)",
+        "revealed (wrong key)" if state.wrong_key else "revealed (key holder)",
+    ]
+    header = np.full((24, PANEL[0] * 4, 3), 255, np.uint8)
+    for column, title in enumerate([*titles, "prediction"]):
+        cv2.putText(
+            header, title, (8 + column * PANEL[0], 17), cv2.FONT_HERSHEY_SIMPLEX, 0.48, (0, 0, 0), 1, cv2.LINE_AA
+        )
+    return np.vstack([header, np.hstack([*tiles, info])])
+
+
+def run_loop(config: RunConfig, params: WebcamParams, key: Key, out: Path) -> dict:
+    size = (params.width, params.height)
+    display = not params.headless and bool(os.environ.get("DISPLAY"))
+    if not params.headless and not display:
+        print("privcam webcam: no display (DISPLAY is not set); running headless")
+    if not display and params.record is None:
+        params.record = str(out / "webcam.mp4")
+    frames, description = open_source(params.source, size)
+    sensor = make_sensor(config)
+    wrong_key = Key.generate()
+    classifier = Classifier(config, key, wrong_key)
+    writer = None
+    state = LoopState()
+    shown = 0
+    last = time.perf_counter()
+    scene = next(frames, None)
+    print(f"privcam webcam: {description}, {size[0]}x{size[1]}, key {key.fingerprint}")
+    try:
+        while scene is not None and (params.frames is None or shown < params.frames):
+            nonce = shown if state.nonces else None
+            frame = sensor.capture_image(scene, key=key, nonce=nonce, frame_index=shown)
+            protected = frame.to_rgb8()
+            revealed = _reveal(frame, wrong_key if state.wrong_key else key).to_rgb8()
+            prediction = classifier.predict(scene, shown, nonce, state.wrong_key)
+            now = time.perf_counter()
+            state.frame_times.append(now - last)
+            last = now
+            window = compose(
+                scene,
+                protected,
+                revealed,
+                prediction,
+                1.0 / statistics.median(state.frame_times[-30:]),
+                key.fingerprint,
+                state,
+            )
+            if params.record is not None:
+                if writer is None:
+                    writer = _open_writer(Path(params.record), window.shape[1::-1])
+                writer.write(cv2.cvtColor(window, cv2.COLOR_RGB2BGR))
+            shown += 1
+            if display:
+                cv2.imshow(WINDOW, cv2.cvtColor(window, cv2.COLOR_RGB2BGR))
+                if _handle_key(cv2.waitKey(1) & 0xFF, state, frame, Path(params.snapshots), window):
+                    break
+            if not state.paused:
+                scene = next(frames, None)
+    except KeyboardInterrupt:
+        print("privcam webcam: interrupted; finishing the recording")
+    finally:
+        if writer is not None:
+            writer.release()
+            Path(params.record + ".tmp.mp4").replace(params.record)
+        if display:
+            cv2.destroyAllWindows()
+    times = state.frame_times[1:] or state.frame_times
+    stats = {
+        "frames": shown,
+        "fps_median": round(1.0 / statistics.median(times), 1) if times else 0.0,
+        "fps_mean": round(len(times) / sum(times), 1) if times else 0.0,
+        "record": params.record,
+        "source": description,
+        "key_fingerprint": key.fingerprint,
+    }
+    print(f"privcam webcam: {shown} frames, median {stats['fps_median']} fps, mean {stats['fps_mean']} fps")
+    return stats
+
+
+def _reveal(frame: Frame, key: Key) -> Frame:
+    """Unshuffle with `key`, right or wrong: a wrong key shows what someone without the key gets."""
+    meta = frame.metadata
+    inverse = readout_inverse_permutation(
+        key, frame.height, frame.width, meta["readout_unit"], meta["readout_block"], meta["nonce"]
+    )
+    return Frame(shuffle(frame.data, inverse), {**meta, "key_fingerprint": None})
+
+
+def _open_writer(path: Path, size: tuple[int, int]) -> cv2.VideoWriter:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(path) + ".tmp.mp4", cv2.VideoWriter_fourcc(*"mp4v"), 25, size)
+    if not writer.isOpened():
+        raise ValueError(f"OpenCV cannot write the recording {path}")
+    return writer
+
+
+def _handle_key(key_code: int, state: LoopState, frame, snapshots: Path, window: np.ndarray) -> bool:
+    """Apply a key press; True means quit."""
+    if key_code == ord("q"):
+        return True
+    if key_code == ord(" "):
+        state.paused = not state.paused
+    elif key_code == ord("w"):
+        state.wrong_key = not state.wrong_key
+    elif key_code == ord("n"):
+        state.nonces = not state.nonces
+    elif key_code == ord("s"):
+        snapshots.mkdir(parents=True, exist_ok=True)
+        stem = snapshots / f"frame-{frame.metadata['frame_index']:06d}"
+        frame.save(stem.with_suffix(".npz"))
+        frame.save_png(stem.with_name(stem.name + "-raw16.png"))
+        write_png(stem.with_name(stem.name + "-window.png"), window)
+        print(f"privcam webcam: saved {stem}.npz and PNGs")
+    return False
+
+
+def run_webcam(ctx: RunContext) -> dict:
+    return run_loop(ctx.config, ctx.params, ctx.key, ctx.out)
+
+
+TASKS.register("webcam")(Task(WebcamParams, run_webcam, "live camera demo: scene, protected, revealed, prediction"))
