@@ -6,7 +6,7 @@ import copy
 import operator
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -254,6 +254,8 @@ def _analyse(gm: fx.GraphModule, classes: _Classes):
             _unify_outputs(node, ctx)
         elif not any(isinstance(ctx.layouts.get(a), Keyed) for a in _node_args(node)):
             ctx.layouts[node] = None
+            if _spreads_a_constant(node, ctx):
+                ctx.uniform.add(node)
         else:
             try:
                 ctx.layouts[node] = _RULES[node.op](node, ctx)
@@ -271,6 +273,7 @@ class _Context:
     layouts: dict[fx.Node, Keyed | None]
     spatial_ops: dict[fx.Node, SpatialOp]
     folds: dict[fx.Node, tuple[nn.Linear, Keyed]]
+    uniform: set[fx.Node] = field(default_factory=set)  # plain maps equal at every position
 
     def keyed_inputs(self, node: fx.Node) -> list[Keyed]:
         return [self.layouts[a] for a in _node_args(node) if isinstance(self.layouts.get(a), Keyed)]
@@ -302,6 +305,21 @@ def _unify_outputs(node: fx.Node, ctx: _Context) -> None:
         ctx.classes.union(dense[0].cls, value.cls)
 
 
+def _spreads_a_constant(node: fx.Node, ctx: _Context) -> bool:
+    """A map that is the same at every position (a 1x1 map interpolated up, as in DeepLabV3's
+    image-pooling branch, or a pointwise op on one) looks the same in every order."""
+    source = node.args[0] if node.args and isinstance(node.args[0], fx.Node) else None
+    if source is None:
+        return False
+    if source in ctx.uniform:
+        return node.op == "call_module" and isinstance(ctx.gm.get_submodule(node.target), rules.ELEMENTWISE_MODULES)
+    shape = _shape(source)
+    is_interpolation = node.target in SIZE_FROM_SHAPE_FUNCTIONS or (
+        node.op == "call_module" and isinstance(ctx.gm.get_submodule(node.target), nn.Upsample)
+    )
+    return is_interpolation and shape is not None and len(shape) == 4 and shape[-2:] == (1, 1)
+
+
 def _spatial(node: fx.Node, ctx: _Context, op: SpatialOp | None) -> Keyed | None:
     """A spatial op: its output gets a new permutation class; op None means it runs unchanged."""
     value = ctx.layouts[node.args[0]]
@@ -326,7 +344,8 @@ def _pointwise(node: fx.Node, ctx: _Context, flat_ok: bool = True) -> Keyed:
     trailing = 1 if first.flat else 2
     for operand in _node_args(node):
         shape = _shape(operand)
-        if ctx.layouts.get(operand) is None and shape is not None and any(s != 1 for s in shape[-trailing:]):
+        spatial = shape is not None and any(s != 1 for s in shape[-trailing:])
+        if ctx.layouts.get(operand) is None and spatial and operand not in ctx.uniform:
             raise _Refused(
                 f"it combines the keyed map with {operand.name!r} of shape {shape}, which varies over "
                 "space; that tensor would have to be in keyed order too"
@@ -442,8 +461,8 @@ def _cat(node: fx.Node, ctx: _Context) -> Keyed:
     tensors = node.args[0]
     dim = _args(node, ("dim", 0))[0]
     ndim = len(_shape(tensors[0]))
-    if any(not isinstance(ctx.layouts.get(t), Keyed) for t in tensors):
-        raise _Refused("it concatenates keyed maps with plain ones")
+    if any(not isinstance(ctx.layouts.get(t), Keyed) and t not in ctx.uniform for t in tensors):
+        raise _Refused("it concatenates keyed maps with plain ones that vary over space")
     if dim % ndim not in (0, 1):
         raise _Refused(f"concatenation along dim {dim} (only batch and channels keep the keyed order)")
     return _pointwise(node, ctx)

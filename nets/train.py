@@ -62,13 +62,17 @@ def distributed() -> tuple[int, int]:
 def evaluate(
     model: nn.Module, frames: torch.Tensor, labels: torch.Tensor, batch_size: int = 500
 ) -> tuple[float, float, torch.Tensor]:
-    """(accuracy, mean cross-entropy, predictions) of `model` on frames (N, C, H, W)."""
+    """(accuracy, mean cross-entropy, predictions) on frames (N, C, H, W).
+
+    labels are (N,) class ids, or (N, H, W) for dense outputs, where accuracy is per pixel.
+    """
     was_training = model.training
     model.eval()
     losses, predictions = [], []
     for start in range(0, len(frames), batch_size):
         logits = model(frames[start : start + batch_size])
-        losses.append(F.cross_entropy(logits, labels[start : start + batch_size], reduction="sum"))
+        target = labels[start : start + batch_size]
+        losses.append(F.cross_entropy(logits, target) * len(target))
         predictions.append(logits.argmax(1))
     model.train(was_training)
     predicted = torch.cat(predictions)
@@ -134,6 +138,8 @@ def fit(
             if settings.hflip:
                 flip = torch.rand(len(index), generator=generator) < 0.5
                 x = torch.where(flip[:, None, None, None], x.flip(3), x)
+                if y.dim() == 3:  # dense targets flip with their frames
+                    y = torch.where(flip[:, None, None], y.flip(2), y)
             logits = net(x)
             loss = F.cross_entropy(logits, y)
             optimizer.zero_grad(set_to_none=True)
@@ -141,7 +147,7 @@ def fit(
             optimizer.step()
             scheduler.step()
             seen += len(index)
-            correct += int((logits.argmax(1) == y).sum())
+            correct += (logits.argmax(1) == y).float().mean().item() * len(index)
             loss_sum += loss.item() * len(index)
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
         if world > 1:

@@ -36,6 +36,12 @@ def main(argv: list[str] | None = None) -> int:
     characterize.add_argument("--sensor", required=True, choices=preset_names())
     characterize.add_argument("--out", type=Path)
     commands.add_parser("info", help="versions, presets, architectures, tasks and data sources")
+    shapes = commands.add_parser("make-shapes", help="generate the multi-object segmentation dataset")
+    shapes.add_argument("out", type=Path)
+    shapes.add_argument("--train", type=int, default=2000)
+    shapes.add_argument("--test", type=int, default=400)
+    shapes.add_argument("--size", type=int, default=64)
+    shapes.add_argument("--seed", type=int, default=0)
     webcam = commands.add_parser("webcam", help="live demo: scene, protected frame, reveal and keyed prediction")
     webcam.add_argument("--config", type=Path, default=Path("configs/webcam.yaml"))
     webcam.add_argument("--source", help="camera index (0), video file, or synthetic")
@@ -95,6 +101,16 @@ def _webcam(args) -> int:
     return 0
 
 
+def _make_shapes(args) -> int:
+    from .shapes import make_shapes_dataset
+
+    if args.size < 16 or args.train < 1 or args.test < 1:
+        raise ValueError("make-shapes needs --size >= 16 and at least one train and one test scene")
+    make_shapes_dataset(args.out, args.train, args.test, args.size, args.seed)
+    print(f"wrote {args.train} training and {args.test} test scenes with masks to {args.out}")
+    return 0
+
+
 def _info(args) -> int:
     import torchvision
 
@@ -122,6 +138,7 @@ COMMANDS = {
     "characterize": _characterize,
     "info": _info,
     "webcam": _webcam,
+    "make-shapes": _make_shapes,
 }
 
 

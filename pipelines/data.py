@@ -52,6 +52,7 @@ class Dataset:
     class_names: list[str]
     names: list[str]
     fps: float | None = None  # video sources
+    masks: list[np.ndarray] | None = None  # segmentation sources: class id per pixel (H, W)
 
 
 DATA_SOURCES: Registry[Callable[[DataSection, str], Dataset]] = Registry("data source")
@@ -60,15 +61,28 @@ DATA_SOURCES: Registry[Callable[[DataSection, str], Dataset]] = Registry("data s
 def load_dataset(section: DataSection, split: str | None = None) -> Dataset:
     dataset = DATA_SOURCES.get(section.source)(section, split or section.split)
     if section.limit is not None:
-        keep = slice(0, section.limit)
-        labels = None if dataset.labels is None else dataset.labels[keep]
-        dataset = Dataset(dataset.images[keep], labels, dataset.class_names, dataset.names[keep], dataset.fps)
+        dataset = _first(dataset, section.limit)
     if section.size is not None:
         if len(section.size) != 2 or min(section.size) < 1:
             raise DataError(f"data.size must be [H, W] positive, got {section.size}")
         height, width = section.size
         dataset.images = [cv2.resize(im, (width, height), interpolation=cv2.INTER_AREA) for im in dataset.images]
+        if dataset.masks is not None:
+            dataset.masks = [cv2.resize(m, (width, height), interpolation=cv2.INTER_NEAREST) for m in dataset.masks]
     return dataset
+
+
+def _first(dataset: Dataset, count: int) -> Dataset:
+    """The first `count` items."""
+    keep = slice(0, count)
+    return Dataset(
+        dataset.images[keep],
+        None if dataset.labels is None else dataset.labels[keep],
+        dataset.class_names,
+        dataset.names[keep],
+        dataset.fps,
+        None if dataset.masks is None else dataset.masks[keep],
+    )
 
 
 def _read_idx(path: Path) -> np.ndarray:
@@ -224,6 +238,46 @@ def synthetic(section: DataSection, split: str) -> Dataset:
     )
 
 
+@DATA_SOURCES.register("segmentation_folder")
+def segmentation_folder(section: DataSection, split: str) -> Dataset:
+    """ROOT/SPLIT/images/*.png with ROOT/SPLIT/masks/*.png of class ids (as `privcam make-shapes` writes)."""
+    if section.root is None:
+        raise DataError("data.root must name a segmentation folder (make one with `privcam make-shapes OUT`)")
+    images_dir, masks_dir = Path(section.root) / split / "images", Path(section.root) / split / "masks"
+    if not images_dir.is_dir() or not masks_dir.is_dir():
+        raise DataError(f"{Path(section.root) / split} needs images/ and masks/ (make one with `privcam make-shapes`)")
+    images, masks, names = [], [], []
+    for path in sorted(images_dir.glob("*.png")):
+        mask = cv2.imread(str(masks_dir / path.name), cv2.IMREAD_UNCHANGED)
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if bgr is None or mask is None:
+            raise DataError(f"cannot read {path} and its mask {masks_dir / path.name}")
+        images.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+        masks.append(mask.astype(np.int64))
+        names.append(path.name)
+    from .shapes import SHAPE_CLASSES
+
+    return Dataset(images, None, SHAPE_CLASSES, names, masks=masks)
+
+
+@DATA_SOURCES.register("fashion_mnist_segmentation")
+def fashion_mnist_segmentation(section: DataSection, split: str) -> Dataset:
+    """Fashion-MNIST foreground segmentation: the mask is the garment's pixels (value > 24)."""
+    dataset = fashion_mnist(section, split)
+    dataset.masks = [(image > 24).astype(np.int64) for image in dataset.images]
+    dataset.class_names, dataset.labels = ["background", "garment"], None
+    return dataset
+
+
+def load_masks(config: RunConfig, split: str, limit: int | None = None) -> torch.Tensor:
+    """Segmentation targets (N, H, W) int64 in scene order."""
+    dataset = load_dataset(config.data, split)
+    if dataset.masks is None:
+        raise DataError(f"data source {config.data.source!r} has no masks; use a segmentation source")
+    masks = dataset.masks if limit is None else dataset.masks[:limit]
+    return torch.from_numpy(np.stack(masks))
+
+
 def make_sensor(config: RunConfig) -> Sensor | None:
     if not config.protected:
         return None
@@ -264,8 +318,7 @@ def capture_tensors(
         return payload["frames"], payload.get("labels")
     dataset = load_dataset(config.data, split)
     if limit is not None:
-        dataset.images, dataset.names = dataset.images[:limit], dataset.names[:limit]
-        dataset.labels = None if dataset.labels is None else dataset.labels[:limit]
+        dataset = _first(dataset, limit)
     offset = TEST_INDEX_OFFSET if split == "test" else 0
     tensors = []
     for i, image in enumerate(tqdm(dataset.images, desc=f"capturing {split}", unit="frame", leave=False)):

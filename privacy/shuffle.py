@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import TypeVar
 
 import numpy as np
@@ -33,7 +34,7 @@ def _gather_positions(x: Frame, perm, name: str) -> Frame:
         if x.dim() < 2:
             raise ValueError(f"{name} expects a tensor (..., H, W), got shape {tuple(x.shape)}")
         height, width = x.shape[-2:]
-        index = torch.as_tensor(perm, dtype=torch.int64, device=x.device)
+        index = _as_index(perm, x.device)
         _check_length(index.numel(), height, width, name)
         flat = x.reshape(-1, height * width)
         return torch.gather(flat, 1, index.expand(flat.shape[0], -1)).reshape(x.shape)
@@ -46,6 +47,16 @@ def _gather_positions(x: Frame, perm, name: str) -> Frame:
         flat = x.reshape(height * width, -1)
         return np.take(flat, index, axis=0).reshape(x.shape)
     raise TypeError(f"{name} expects a torch.Tensor or numpy.ndarray, got {type(x).__name__}")
+
+
+def _as_index(perm, device: torch.device) -> torch.Tensor:
+    """The permutation as an int64 tensor; cached read-only permutations are shared, not copied."""
+    if isinstance(perm, torch.Tensor):
+        return perm.to(device=device, dtype=torch.int64)
+    array = np.asarray(perm, dtype=np.int64)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(array).to(device)
 
 
 def _check_length(n: int, height: int, width: int, name: str) -> None:

@@ -1,6 +1,6 @@
 """Tasks register themselves in privcam.pipelines.runner.TASKS when imported."""
 
 from .. import webcam
-from . import evaluate, reproduce, simulate, train
+from . import evaluate, reproduce, segment, simulate, train
 
-__all__ = ["evaluate", "reproduce", "simulate", "train", "webcam"]
+__all__ = ["evaluate", "reproduce", "segment", "simulate", "train", "webcam"]

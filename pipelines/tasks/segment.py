@@ -1,0 +1,141 @@
+"""task: segment. Train a U-Net on plain frames, then measure it plain, keyed with the key, and keyed
+with another key, on protected frames; the keyed output is a class-score map in keyed order that
+only the key holder can place."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Literal
+
+import cv2
+import numpy as np
+import torch
+
+from ...nets.train import TrainSettings, evaluate, fit, is_main_process
+from ...privacy import shuffle, unshuffle
+from ...privacy.atomic import atomic_write
+from ...sensor.frame import write_png
+from ..data import capture_tensors, load_dataset, load_masks
+from ..runner import TASKS, RunContext, Task, build_plain_model, config_digest, make_keyed, save_weights
+from .reproduce import wrong_key
+
+PALETTE = np.array([[0, 0, 0], [230, 60, 60], [60, 200, 90], [70, 120, 240], [240, 200, 40]], np.uint8)
+
+
+@dataclass
+class SegmentParams(TrainSettings):
+    mode: Literal["train", "evaluate"] = "train"  # evaluate: use model.weights, no training
+    train_limit: int | None = None  # training scenes (None: all)
+    overlays: int = 4  # test scenes shown in overlays.png
+
+
+def segmentation_metrics(predicted: torch.Tensor, target: torch.Tensor, classes: int) -> dict[str, float]:
+    """Mean IoU over the classes present in target or prediction, and pixel accuracy."""
+    ious = []
+    for c in range(classes):
+        union = ((predicted == c) | (target == c)).sum()
+        if union > 0:
+            ious.append(float(((predicted == c) & (target == c)).sum()) / float(union))
+    return {"miou": float(np.mean(ious)), "pixel_accuracy": float((predicted == target).float().mean())}
+
+
+def run_segment(ctx: RunContext) -> dict:
+    config, params, key = ctx.config, ctx.params, ctx.key
+    classes = config.model.num_classes
+    test_plain, _ = capture_tensors(config, "test", None)
+    test_protected, _ = capture_tensors(config, "test", key)
+    test_masks = load_masks(config, "test")
+    input_size = tuple(test_plain.shape[1:])
+    model = build_plain_model(config, input_size)
+    if params.mode == "train":
+        train = (
+            capture_tensors(config, "train", None, limit=params.train_limit)[0],
+            load_masks(config, "train", params.train_limit),
+        )
+        meta = {
+            "run": config_digest(config, "data", "sensor", "model", "seed"),
+            "key_fingerprint": None,
+            "keyed_frames": False,
+        }
+        fit(model, train, (test_plain, test_masks), params, ctx.out, meta, record=config.to_dict())
+        if is_main_process():
+            save_weights(model, ctx.out / "weights.pt", config, meta)
+    elif not config.model.weights:
+        raise ValueError(f"{config.where('model')}: segment in evaluate mode needs model.weights")
+    model.eval()
+
+    _, _, plain = evaluate(model, test_plain, test_masks)
+    keyed = make_keyed(model, config, key, input_size)
+    _, _, keyed_out = evaluate(keyed, test_protected, shuffle(test_masks, keyed.output_permutation))
+    revealed = unshuffle(keyed_out, keyed.output_permutation)
+    stranger = make_keyed(model, config, wrong_key(config.seed), input_size)
+    _, _, stranger_out = evaluate(stranger, test_protected, shuffle(test_masks, stranger.output_permutation))
+    stranger_placed = unshuffle(stranger_out, stranger.output_permutation)
+    majority = int(torch.bincount(test_masks.flatten(), minlength=classes).argmax())
+    # Chance level for the other key: its predictions scored against other scenes' masks. This keeps
+    # the network's own spatial habits (e.g. background near borders) but no link to the scene.
+    chance = torch.roll(stranger_placed, 1, 0)
+
+    rows = {
+        "plain model, plain frames": segmentation_metrics(plain, test_masks, classes),
+        "keyed model, protected frames, revealed with the key": segmentation_metrics(revealed, test_masks, classes),
+        "model keyed with another key, same protected frames": segmentation_metrics(
+            stranger_placed, test_masks, classes
+        ),
+        "chance: the other key's predictions against other scenes": segmentation_metrics(chance, test_masks, classes),
+        "constant prediction (majority class)": segmentation_metrics(
+            torch.full_like(test_masks, majority), test_masks, classes
+        ),
+    }
+    results = {
+        "dataset": config.data.source,
+        "arch": config.model.arch,
+        "test_scenes": len(test_masks),
+        "rows": rows,
+        "keyed_vs_plain_pixel_agreement": float((revealed == plain).float().mean()),
+        "key_fingerprint": key.fingerprint,
+    }
+    if is_main_process():
+        _write_outputs(ctx, results, test_plain, test_protected, revealed, stranger_placed, params.overlays)
+    return results
+
+
+def _write_outputs(ctx: RunContext, results: dict, plain, protected, revealed, stranger, count: int) -> None:
+    lines = ["| setting | mIoU | pixel accuracy |", "|---|---|---|"]
+    lines += [f"| {name} | {m['miou']:.4f} | {m['pixel_accuracy']:.4f} |" for name, m in results["rows"].items()]
+    lines.append(
+        f"\nKeyed and plain predictions agree on {100 * results['keyed_vs_plain_pixel_agreement']:.3f}% of pixels."
+    )
+    with atomic_write(ctx.out / "table.md", "w") as f:
+        f.write("\n".join(lines) + "\n")
+    with atomic_write(ctx.out / "results.json", "w") as f:
+        json.dump(results, f, indent=2)
+    dataset = load_dataset(ctx.config.data, "test")
+    rows = []
+    for i in range(min(count, len(dataset.images))):
+        scene = dataset.images[i] if dataset.images[i].ndim == 3 else np.repeat(dataset.images[i][..., None], 3, axis=2)
+        view = _to_uint8(protected[i])
+        rows.append(np.hstack([scene, view, _overlay(scene, revealed[i]), _overlay(scene, stranger[i])]))
+    picture = np.vstack(rows)
+    scale = max(1, 256 // picture.shape[1] * 4)
+    picture = cv2.resize(picture, (picture.shape[1] * scale, picture.shape[0] * scale), interpolation=cv2.INTER_NEAREST)
+    header = np.full((22, picture.shape[1], 3), 255, np.uint8)
+    tile = picture.shape[1] // 4
+    for column, title in enumerate(["scene", "protected frame", "keyed output, key", "keyed output, wrong key"]):
+        cv2.putText(header, title, (4 + column * tile, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
+    write_png(ctx.out / "overlays.png", np.vstack([header, picture]))
+
+
+def _to_uint8(frame: torch.Tensor) -> np.ndarray:
+    image = (frame.clamp(0, 1) * 255).byte().permute(1, 2, 0).numpy()
+    return np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image
+
+
+def _overlay(scene: np.ndarray, mask: torch.Tensor) -> np.ndarray:
+    colours = PALETTE[mask.numpy() % len(PALETTE)]
+    blended = (0.45 * scene + 0.55 * colours).astype(np.uint8)
+    return np.where(mask.numpy()[..., None] > 0, blended, (0.6 * scene).astype(np.uint8))
+
+
+TASKS.register("segment")(Task(SegmentParams, run_segment, "train and evaluate keyed semantic segmentation"))
