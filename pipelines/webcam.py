@@ -40,6 +40,8 @@ class WebcamParams:
     headless: bool = False
     record: str | None = None  # an MP4 of the window
     snapshots: str = "runs/webcam/snapshots"
+    classifier_size: list[int] = field(default_factory=lambda: [28, 28])  # [H, W] of the binned capture
+    class_names: list[str] = field(default_factory=lambda: list(FASHION_MNIST_CLASSES))
 
 
 @dataclass
@@ -92,13 +94,17 @@ def synthetic_scene(size: tuple[int, int]) -> Iterator[np.ndarray]:
 class Classifier:
     """The keyed classifier on a binned capture: the scene's centre square, resized to the model's input."""
 
-    def __init__(self, config: RunConfig, key: Key, wrong_key: Key) -> None:
-        self.input_size = (config.model.in_channels, 28, 28) if config.model.arch == "small_cnn" else (3, 32, 32)
+    def __init__(self, config: RunConfig, params: WebcamParams, key: Key, wrong_key: Key) -> None:
+        if len(params.classifier_size) != 2 or len(params.class_names) != config.model.num_classes:
+            raise ValueError(
+                f"task.classifier_size must be [H, W] and task.class_names must name {config.model.num_classes} classes"
+            )
+        self.input_size = (config.model.in_channels, *params.classifier_size)
         plain = build_plain_model(config, self.input_size).eval()
         self.keyed = make_keyed(plain, config, key, self.input_size)
         self.keyed_wrong = make_keyed(plain, config, wrong_key, self.input_size)
         self.sensor = Sensor(make_sensor(config).config, seed=config.sensor.seed + 1)
-        self.classes = FASHION_MNIST_CLASSES if config.model.num_classes == 10 else [str(i) for i in range(99)]
+        self.classes = params.class_names
         self.key = key
 
     @torch.inference_mode()
@@ -164,7 +170,7 @@ def run_loop(config: RunConfig, params: WebcamParams, key: Key, out: Path) -> di
     frames, description = open_source(params.source, size)
     sensor = make_sensor(config)
     wrong_key = Key.generate()
-    classifier = Classifier(config, key, wrong_key)
+    classifier = Classifier(config, params, key, wrong_key)
     writer = None
     state = LoopState()
     shown = 0
