@@ -16,6 +16,7 @@ from ..privacy.atomic import atomic_write
 
 CHECKPOINT_FORMAT = "privcam-keyed-model"
 CHECKPOINT_VERSION = 1
+NONCE_CACHE_SIZE = 32  # first-layer tables kept for recent nonces
 
 
 class KeyMismatchError(ValueError):
@@ -75,6 +76,7 @@ class KeyedModel(nn.Module):
         self.output_permutation = output_permutation
         self.build_stats = build_stats
         self._input_consumers = input_consumers
+        self._nonce_tables: dict[int | None, list[dict[str, torch.Tensor]]] = {}
 
     @property
     def conversion_settings(self) -> dict[str, Any]:
@@ -102,8 +104,8 @@ class KeyedModel(nn.Module):
     def set_input_nonce(self, key: Key, nonce: int | None) -> None:
         """Read frames shuffled with readout nonce `nonce` from now on (per-frame key rotation).
 
-        Only the tables of the ops that read the frame itself are rebuilt; every later map keeps
-        its order. Needs the key the model was converted with.
+        Only the tables of the ops that read the frame itself change; every later map keeps its
+        order. The tables of recent nonces are cached. Needs the key the model was converted with.
         """
         if key.fingerprint != self.key_fingerprint:
             raise KeyMismatchError(
@@ -114,11 +116,37 @@ class KeyedModel(nn.Module):
                 "this network uses the frame's order beyond its first layers (a residual or a Linear on the "
                 "frame); per-frame nonces need a network whose input feeds only spatial ops"
             )
+        buffers = self._nonce_tables.get(nonce)
+        if buffers is None:
+            _, height, width = self.input_size
+            perm = readout_permutation(key, height, width, self.unit, self.block, nonce)
+            buffers = [c.module.keyed_buffers(c.stencil, perm, c.output_permutation) for c in self._input_consumers]
+            self._nonce_tables[nonce] = buffers
+            while len(self._nonce_tables) > NONCE_CACHE_SIZE:
+                self._nonce_tables.pop(next(iter(self._nonce_tables)))
+        for consumer, consumer_buffers in zip(self._input_consumers, buffers, strict=True):
+            consumer.module.rekey(consumer_buffers)
         _, height, width = self.input_size
-        perm = readout_permutation(key, height, width, self.unit, self.block, nonce)
-        for consumer in self._input_consumers:
-            consumer.module.rekey(consumer.stencil, perm, consumer.output_permutation)
-        self.input_permutation, self.nonce = perm, nonce
+        self.input_permutation = readout_permutation(key, height, width, self.unit, self.block, nonce)
+        self.nonce = nonce
+
+    def forward_nonces(self, frames: torch.Tensor, nonces: list[int | None], key: Key) -> torch.Tensor:
+        """A batch whose frames carry different readout nonces: frames sharing a nonce run together."""
+        if len(nonces) != len(frames):
+            raise ValueError(f"expected one nonce per frame: {len(frames)} frames, {len(nonces)} nonces")
+        groups: dict[int | None, list[int]] = {}
+        for index, nonce in enumerate(nonces):
+            groups.setdefault(nonce, []).append(index)
+        outputs, order = [], []
+        for nonce, indices in groups.items():
+            self.set_input_nonce(key, nonce)
+            output = self(frames[indices])
+            if not isinstance(output, torch.Tensor):
+                raise TypeError("mixed-nonce batches need a model with one tensor output")
+            outputs.append(output)
+            order.extend(indices)
+        merged = torch.cat(outputs)
+        return merged[torch.argsort(torch.tensor(order))]
 
     def extra_repr(self) -> str:
         return f"key={self.key_fingerprint}, input_size={self.input_size}, backend={self.backend!r}, unit={self.unit!r}"

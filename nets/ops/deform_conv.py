@@ -54,9 +54,12 @@ class KeyedDeformConv2d(nn.Module):
         geometry = (self.kernel_size, self.stride, self.padding, self.dilation)
         return torch.from_numpy(deform_offsets(keyed, stencil.in_hw, stencil.out_hw, *geometry))
 
-    def rekey(self, stencil: Stencil, perm_in, perm_out) -> None:
-        """New keyed orders for the same stencil (a new per-frame input order), in place."""
-        self.offsets.copy_(self._offsets(stencil, perm_in, perm_out))
+    def keyed_buffers(self, stencil: Stencil, perm_in, perm_out) -> dict[str, torch.Tensor]:
+        """The buffers that depend on the orders: what a new per-frame input order changes."""
+        return {"offsets": self._offsets(stencil, perm_in, perm_out)}
+
+    def rekey(self, buffers: dict[str, torch.Tensor]) -> None:
+        self.offsets.copy_(buffers["offsets"])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         offsets = self.offsets.expand(x.shape[0], -1, -1, -1)

@@ -33,9 +33,12 @@ class KeyedMaxPool2d(nn.Module):
         self.out_hw = stencil.out_hw
         self.register_buffer("table", torch.from_numpy(stencil.keyed_index(perm_in, perm_out)), persistent=False)
 
-    def rekey(self, stencil: Stencil, perm_in, perm_out) -> None:
-        """New keyed orders for the same stencil (a new per-frame input order), in place."""
-        self.table.copy_(torch.from_numpy(stencil.keyed_index(perm_in, perm_out)))
+    def keyed_buffers(self, stencil: Stencil, perm_in, perm_out) -> dict[str, torch.Tensor]:
+        """The buffers that depend on the orders: what a new per-frame input order changes."""
+        return {"table": torch.from_numpy(stencil.keyed_index(perm_in, perm_out))}
+
+    def rekey(self, buffers: dict[str, torch.Tensor]) -> None:
+        self.table.copy_(buffers["table"])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return keyed_max_pool2d(x, self.table, self.out_hw)
@@ -54,10 +57,12 @@ class KeyedWeightedSum2d(nn.Module):
         weight = torch.from_numpy(stencil.keyed_weight(perm_out)).to(dtype)
         self.register_buffer("weight", weight, persistent=False)
 
-    def rekey(self, stencil: Stencil, perm_in, perm_out) -> None:
-        """New keyed orders for the same stencil (a new per-frame input order), in place."""
-        self.table.copy_(torch.from_numpy(stencil.keyed_index(perm_in, perm_out)))
-        self.weight.copy_(torch.from_numpy(stencil.keyed_weight(perm_out)).to(self.weight.dtype))
+    def keyed_buffers(self, stencil: Stencil, perm_in, perm_out) -> dict[str, torch.Tensor]:
+        """The buffers that depend on the input order (the weights follow the output order only)."""
+        return {"table": torch.from_numpy(stencil.keyed_index(perm_in, perm_out))}
+
+    def rekey(self, buffers: dict[str, torch.Tensor]) -> None:
+        self.table.copy_(buffers["table"])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return keyed_weighted_sum2d(x, self.table, self.weight.to(x.dtype), self.out_hw)

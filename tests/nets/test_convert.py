@@ -323,3 +323,17 @@ def test_per_frame_nonce_refuses_a_network_that_reuses_the_frame_order(key):
     keyed = to_keyed(Residual(), key, (2, 8, 8))
     with pytest.raises(ValueError, match="beyond its first layers"):
         keyed.set_input_nonce(key, 1)
+
+
+def test_a_batch_may_mix_nonces(key):
+    model = plain_model("vgg16_bn_cifar", {}, (3, 32, 32))
+    keyed = to_keyed(model, key, (3, 32, 32))
+    scenes = torch.randn(5, 3, 32, 32)
+    nonces = [3, None, 3, 9, 0]
+    perms = [readout_permutation(key, 32, 32, nonce=n) for n in nonces]
+    frames = torch.stack([shuffle(s, p) for s, p in zip(scenes, perms, strict=True)])
+    with torch.no_grad():
+        out = keyed.forward_nonces(frames, nonces, key)
+        assert (out - model(scenes)).abs().max() <= 1e-4
+    with pytest.raises(ValueError, match="one nonce per frame"):
+        keyed.forward_nonces(frames, nonces[:2], key)
