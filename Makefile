@@ -33,6 +33,7 @@ bench: install
 	$(PYTHON) benchmarks/keyed_inference.py
 	$(PYTHON) benchmarks/sensor.py
 	$(PYTHON) benchmarks/webcam.py
+	$(PYTHON) benchmarks/nonce.py
 
 lint: install
 	ruff format --check .

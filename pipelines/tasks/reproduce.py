@@ -49,12 +49,23 @@ def wrong_key(seed: int) -> Key:
     return Key(hashlib.blake2b(f"privcam-reproduce-wrong-key/{seed}".encode(), digest_size=32).digest())
 
 
-def run_reproduce(ctx: RunContext) -> dict:
-    config, params, key = ctx.config, ctx.params, ctx.key
+@dataclass
+class TableRows:
+    """The five accuracies of Table 1, and how they were obtained."""
+
+    accuracy: dict[str, float]
+    agreement: float  # keyed vs plain predictions
+    test_images: int
+    finetune_frames: int
+
+
+def measure_table_rows(
+    ctx: RunContext, finetune_epochs: int, finetune_lr: float, finetune_limit, batch_size: int
+) -> TableRows:
+    """Plain, plain on protected, fine-tuned on protected, keyed, and keyed with another key."""
+    config, key = ctx.config, ctx.key
     if not config.model.weights:
-        raise ValueError(
-            f"{config.where('model')}: reproduce needs model.weights (a plain model trained on plain frames)"
-        )
+        raise ValueError(f"{config.where('model')}: {config.task['name']} needs model.weights (a plain trained model)")
     plain_test, labels = capture_tensors(config, "test", None)
     protected_test, _ = capture_tensors(config, "test", key)
     input_size = tuple(protected_test.shape[1:])
@@ -65,42 +76,46 @@ def run_reproduce(ctx: RunContext) -> dict:
     accuracy["pretrained"], _, _ = evaluate(model, protected_test, labels)
     keyed = make_keyed(model, config, key, input_size)
     accuracy["ours with key"], _, keyed_predictions = evaluate(keyed, protected_test, labels)
-    accuracy["ours without key"], _, _ = evaluate(
-        make_keyed(model, config, wrong_key(config.seed), input_size), protected_test, labels
-    )
+    stranger = make_keyed(model, config, wrong_key(config.seed), input_size)
+    accuracy["ours without key"], _, _ = evaluate(stranger, protected_test, labels)
 
-    train_frames, train_labels = capture_tensors(config, "train", key, limit=params.finetune_limit)
+    train_frames, train_labels = capture_tensors(config, "train", key, limit=finetune_limit)
     finetuned = copy.deepcopy(model)
-    settings = TrainSettings(
-        epochs=params.finetune_epochs, batch_size=params.batch_size, lr=params.finetune_lr, schedule="cosine"
-    )
+    settings = TrainSettings(epochs=finetune_epochs, batch_size=batch_size, lr=finetune_lr, schedule="cosine")
     meta = {"finetune_on": "protected", "frames": len(train_frames), "key_fingerprint": key.fingerprint}
     fit(finetuned, (train_frames, train_labels), (protected_test, labels), settings, ctx.out / "finetune", meta)
     accuracy["fine-tuning"], _, _ = evaluate(finetuned, protected_test, labels)
-
     agreement = float((keyed_predictions == plain_predictions).float().mean())
+    return TableRows(accuracy, agreement, len(labels), len(train_frames))
+
+
+def run_reproduce(ctx: RunContext) -> dict:
+    params = ctx.params
+    table = measure_table_rows(
+        ctx, params.finetune_epochs, params.finetune_lr, params.finetune_limit, params.batch_size
+    )
     budget = (
         f"{params.finetune_epochs} epochs of SGD (lr {params.finetune_lr}, cosine) "
-        f"on {len(train_frames)} protected training frames"
+        f"on {table.finetune_frames} protected training frames"
     )
     rows = [
         {
             "row": name,
             "setting": ROW_TEXT[name],
-            "accuracy": round(100 * accuracy[name], 2),
+            "accuracy": round(100 * table.accuracy[name], 2),
             "paper_cifar10_vgg16": PAPER_TABLE_1[name],
         }
         for name in PAPER_TABLE_1
     ]
     results = {
-        "dataset": config.data.source,
-        "arch": config.model.arch,
-        "test_images": len(labels),
+        "dataset": ctx.config.data.source,
+        "arch": ctx.config.model.arch,
+        "test_images": table.test_images,
         "rows": rows,
-        "keyed_vs_plain_prediction_agreement": agreement,
+        "keyed_vs_plain_prediction_agreement": table.agreement,
         "fine_tuning_budget": budget,
-        "key_fingerprint": key.fingerprint,
-        "wrong_key_fingerprint": wrong_key(config.seed).fingerprint,
+        "key_fingerprint": ctx.key.fingerprint,
+        "wrong_key_fingerprint": wrong_key(ctx.config.seed).fingerprint,
     }
     _write_table(ctx, results)
     return results

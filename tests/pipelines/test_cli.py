@@ -19,7 +19,7 @@ def test_validate_names_file_line_field_and_allowed_values(workdir, capsys):
     path.write_text("name: x\ntask:\n  name: trian\n")
     assert main(["validate", str(path)]) == 2
     assert (
-        f"{path}:3: unknown task 'trian' (did you mean 'train'?); allowed: evaluate, reproduce"
+        f"{path}:3: unknown task 'trian' (did you mean 'train'?); allowed: attack, evaluate, reproduce"
         in capsys.readouterr().err
     )
 

@@ -190,3 +190,28 @@ def test_torchrun_trains_with_two_processes(workdir):
     metrics = json.loads((workdir / "runs/ddp/metrics.json").read_text())
     assert metrics["epochs"] == 2, (metrics, result.stdout[-2000:], result.stderr[-2000:])
     assert torch.load(workdir / "runs/ddp/checkpoint.pt", weights_only=False)["epoch"] == 1
+
+
+def test_attack_suite_on_tiny_data(workdir):
+    run_config(
+        workdir, synthetic_run({"name": "train", "epochs": 3, "batch_size": 16, "lr": 0.01, "schedule": "cosine"})
+    )
+    task = {
+        "name": "attack",
+        "finetune_epochs": 1,
+        "mlp_epochs": 1,
+        "histogram_epochs": 2,
+        "kpa_max_frames": 3,
+        "kpa_trials": 1,
+        "visual_frames": 4,
+        "batch_size": 16,
+    }
+    results = run_config(workdir, synthetic_run(task, name="attack", model={"weights": "runs/tiny/weights.pt"}))
+    assert results["key_extraction"]["recovered_fraction"] == 1.0
+    kpa = results["known_plaintext"]["recovered_fraction"]
+    assert kpa["fixed key, noise-free"][-1] >= 0.99
+    assert kpa["per-frame nonces, sensor noise"][-1] <= 0.05
+    assert results["visual"]["revealed_equals_plain_capture"] == 1.0
+    out = workdir / "runs/attack"
+    assert "## 6. Known plaintext" in (out / "report.md").read_text()
+    assert cv2.imread(str(out / "report.png")) is not None
