@@ -201,7 +201,7 @@ def test_attack_suite_on_tiny_data(workdir):
         "finetune_epochs": 1,
         "mlp_epochs": 1,
         "histogram_epochs": 2,
-        "kpa_max_frames": 3,
+        "kpa_max_frames": 4,
         "kpa_trials": 1,
         "visual_frames": 4,
         "batch_size": 16,
