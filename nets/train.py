@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from ..privacy.atomic import atomic_write
+from ..privacy.atomic import atomic_write, write_figure
 
 
 @dataclass
@@ -203,7 +203,4 @@ def plot_history(history: list[EpochResult], path: Path) -> None:
     for axis in (left, right):
         axis.legend()
         axis.grid(alpha=0.3)
-    figure.tight_layout()
-    with atomic_write(path) as f:
-        figure.savefig(f, format="png", dpi=110)
-    plt.close(figure)
+    write_figure(figure, path)

@@ -25,3 +25,14 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb", permissions: int = 0
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_figure(figure, path: str | os.PathLike, dpi: int = 110) -> Path:
+    """Save a matplotlib figure as PNG atomically and close it (pyplot keeps open figures alive)."""
+    import matplotlib.pyplot as plt
+
+    figure.tight_layout()
+    with atomic_write(path) as f:
+        figure.savefig(f, format="png", dpi=dpi)
+    plt.close(figure)
+    return Path(path)

@@ -22,7 +22,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from tqdm import tqdm
 
-from ..privacy.atomic import atomic_write
+from ..privacy.atomic import atomic_write, write_figure
 from .config import SensorConfig
 from .sensor import Sensor
 
@@ -316,10 +316,7 @@ def _write(result: Characterization, out_dir: Path) -> None:
     axis.set_ylabel("temporal variance above dark (DN^2)")
     axis.set_title(f"Photon transfer curve: {result.sensor} (lines: fitted K; dotted: saturation)")
     axis.legend(title="plane")
-    figure.tight_layout()
-    with atomic_write(out_dir / "ptc.png") as f:
-        figure.savefig(f, format="png", dpi=120)
-    plt.close(figure)
+    write_figure(figure, out_dir / "ptc.png", dpi=120)
     payload = {
         "sensor": result.sensor,
         "config_hash": result.config_hash,

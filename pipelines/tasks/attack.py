@@ -19,7 +19,7 @@ from torch import nn
 from ...nets.ops.conv import KeyedConv2d
 from ...nets.train import TrainSettings, evaluate, fit
 from ...privacy import readout_permutation
-from ...privacy.atomic import atomic_write
+from ...privacy.atomic import atomic_write, write_figure
 from ...privacy.attacks import (
     extract_input_permutation,
     histogram_features,
@@ -292,10 +292,7 @@ def _write_report(ctx: RunContext, results: dict) -> None:
         xlabel="known (scene, frame) pairs", ylabel="fraction of positions recovered", title="known-plaintext attack"
     )
     right.legend(fontsize=8)
-    figure.tight_layout()
-    with atomic_write(ctx.out / "report.png") as f:
-        figure.savefig(f, format="png", dpi=110)
-    plt.close(figure)
+    write_figure(figure, ctx.out / "report.png")
 
 
 TASKS.register("attack")(Task(AttackParams, run_attack, "privacy evaluation: attacks, metrics, nonce mitigation"))

@@ -15,7 +15,7 @@ import numpy as np
 
 from ...nets.train import TrainSettings, evaluate, fit
 from ...privacy import Key
-from ...privacy.atomic import atomic_write
+from ...privacy.atomic import atomic_write, write_figure
 from ..data import capture_tensors
 from ..runner import TASKS, RunContext, Task, build_plain_model, make_keyed
 
@@ -151,10 +151,7 @@ def _write_table(ctx: RunContext, results: dict) -> None:
     axis.set_ylim(0, 118)
     axis.set_title("Table 1 reproduced")
     axis.legend(loc="upper center", ncol=2)
-    figure.tight_layout()
-    with atomic_write(ctx.out / "table.png") as f:
-        figure.savefig(f, format="png", dpi=110)
-    plt.close(figure)
+    write_figure(figure, ctx.out / "table.png")
 
 
 TASKS.register("reproduce")(Task(ReproduceParams, run_reproduce, "the paper's Table 1: five rows"))
