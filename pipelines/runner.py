@@ -94,6 +94,14 @@ def run(config: RunConfig) -> dict:
     return metrics
 
 
+def write_results(out: Path, markdown_name: str, lines: list[str], results: dict) -> None:
+    """A task's Markdown summary and its full results as JSON, both written atomically."""
+    with atomic_write(out / markdown_name, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    with atomic_write(out / "results.json", "w") as f:
+        json.dump(results, f, indent=2)
+
+
 def load_or_create_key(config: RunConfig) -> Key | None:
     path = Path(config.key.path)
     if not path.exists():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 
 import cv2
@@ -19,7 +18,7 @@ from torch import nn
 from ...nets.ops.conv import KeyedConv2d
 from ...nets.train import TrainSettings, evaluate, fit
 from ...privacy import readout_permutation
-from ...privacy.atomic import atomic_write, write_figure
+from ...privacy.atomic import write_figure
 from ...privacy.attacks import (
     extract_input_permutation,
     histogram_features,
@@ -28,7 +27,7 @@ from ...privacy.attacks import (
 )
 from ...sensor import srgb_to_linear
 from ..data import capture_tensors, load_dataset, make_sensor
-from ..runner import TASKS, RunContext, Task, build_plain_model, make_keyed
+from ..runner import TASKS, RunContext, Task, build_plain_model, make_keyed, write_results
 from .reproduce import measure_table_rows
 
 # Textured natural pictures: known plaintexts an attacker able to choose them would pick. Flat ones
@@ -274,10 +273,7 @@ def _write_report(ctx: RunContext, results: dict) -> None:
         f"The reveal equals the plain capture of the same seed bit for bit on "
         f"{100 * visual['revealed_equals_plain_capture']:.1f}% of {visual['frames']} frames.",
     ]
-    with atomic_write(ctx.out / "report.md", "w") as f:
-        f.write("\n".join(lines) + "\n")
-    with atomic_write(ctx.out / "results.json", "w") as f:
-        json.dump(results, f, indent=2)
+    write_results(ctx.out, "report.md", lines, results)
     figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4))
     names = list(results["accuracy"])
     left.barh(range(len(names)), [100 * results["accuracy"][n] for n in names], color="tab:blue")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 from dataclasses import dataclass
 
 import matplotlib
@@ -15,9 +14,9 @@ import numpy as np
 
 from ...nets.train import TrainSettings, evaluate, fit
 from ...privacy import Key
-from ...privacy.atomic import atomic_write, write_figure
+from ...privacy.atomic import write_figure
 from ..data import capture_tensors
-from ..runner import TASKS, RunContext, Task, build_plain_model, make_keyed
+from ..runner import TASKS, RunContext, Task, build_plain_model, make_keyed, write_results
 
 # Table 1 of the paper: CIFAR-10, VGG16, accuracy in %.
 PAPER_TABLE_1 = {
@@ -134,10 +133,7 @@ def _write_table(ctx: RunContext, results: dict) -> None:
         f"agree on {100 * results['keyed_vs_plain_prediction_agreement']:.2f}% of the predictions. "
         f"Fine-tuning budget: {results['fine_tuning_budget']}.",
     ]
-    with atomic_write(ctx.out / "table.md", "w") as f:
-        f.write("\n".join(lines) + "\n")
-    with atomic_write(ctx.out / "results.json", "w") as f:
-        json.dump(results, f, indent=2)
+    write_results(ctx.out, "table.md", lines, results)
     figure, axis = plt.subplots(figsize=(8, 3.8))
     names = [r["row"] for r in results["rows"]]
     x = np.arange(len(names))

@@ -4,7 +4,6 @@ only the key holder can place."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Literal
 
@@ -14,10 +13,9 @@ import torch
 
 from ...nets.train import TrainSettings, evaluate, fit, is_main_process
 from ...privacy import shuffle, unshuffle
-from ...privacy.atomic import atomic_write
 from ...sensor.frame import write_png
 from ..data import capture_tensors, load_dataset, load_masks
-from ..runner import TASKS, RunContext, Task, build_plain_model, config_digest, make_keyed, save_weights
+from ..runner import TASKS, RunContext, Task, build_plain_model, config_digest, make_keyed, save_weights, write_results
 from .reproduce import wrong_key
 
 PALETTE = np.array([[0, 0, 0], [230, 60, 60], [60, 200, 90], [70, 120, 240], [240, 200, 40]], np.uint8)
@@ -107,10 +105,7 @@ def _write_outputs(ctx: RunContext, results: dict, plain, protected, revealed, s
     lines.append(
         f"\nKeyed and plain predictions agree on {100 * results['keyed_vs_plain_pixel_agreement']:.3f}% of pixels."
     )
-    with atomic_write(ctx.out / "table.md", "w") as f:
-        f.write("\n".join(lines) + "\n")
-    with atomic_write(ctx.out / "results.json", "w") as f:
-        json.dump(results, f, indent=2)
+    write_results(ctx.out, "table.md", lines, results)
     dataset = load_dataset(ctx.config.data, "test")
     rows = []
     for i in range(min(count, len(dataset.images))):
