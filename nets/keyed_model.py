@@ -76,7 +76,7 @@ class KeyedModel(nn.Module):
         self.output_permutation = output_permutation
         self.build_stats = build_stats
         self._input_consumers = input_consumers
-        self._nonce_tables: dict[int | None, list[dict[str, torch.Tensor]]] = {}
+        self._nonce_tables: dict[int | None, tuple[np.ndarray, list[dict[str, torch.Tensor]]]] = {}
 
     @property
     def conversion_settings(self) -> dict[str, Any]:
@@ -116,18 +116,18 @@ class KeyedModel(nn.Module):
                 "this network uses the frame's order beyond its first layers (a residual or a Linear on the "
                 "frame); per-frame nonces need a network whose input feeds only spatial ops"
             )
-        buffers = self._nonce_tables.get(nonce)
-        if buffers is None:
+        cached = self._nonce_tables.get(nonce)
+        if cached is None:
             _, height, width = self.input_size
             perm = readout_permutation(key, height, width, self.unit, self.block, nonce)
             buffers = [c.module.keyed_buffers(c.stencil, perm, c.output_permutation) for c in self._input_consumers]
-            self._nonce_tables[nonce] = buffers
+            cached = self._nonce_tables[nonce] = (perm, buffers)
             while len(self._nonce_tables) > NONCE_CACHE_SIZE:
                 self._nonce_tables.pop(next(iter(self._nonce_tables)))
+        perm, buffers = cached
         for consumer, consumer_buffers in zip(self._input_consumers, buffers, strict=True):
             consumer.module.rekey(consumer_buffers)
-        _, height, width = self.input_size
-        self.input_permutation = readout_permutation(key, height, width, self.unit, self.block, nonce)
+        self.input_permutation = perm
         self.nonce = nonce
 
     def forward_nonces(self, frames: torch.Tensor, nonces: list[int | None], key: Key) -> torch.Tensor:
