@@ -34,6 +34,7 @@ bench: install
 	$(PYTHON) benchmarks/sensor.py
 	$(PYTHON) benchmarks/webcam.py
 	$(PYTHON) benchmarks/nonce.py
+	$(PYTHON) benchmarks/augment.py
 
 lint: install
 	ruff format --check .

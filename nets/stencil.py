@@ -73,21 +73,23 @@ def combine(rows: AxisTaps, cols: AxisTaps, in_hw: tuple[int, int]) -> Stencil:
 
 def conv_axis(n_in: int, n_out: int, kernel: int, stride: int, pad: int, dilation: int, mode: str) -> AxisTaps:
     """Taps of a convolution along one axis; `pad` is the padding before the first pixel."""
-    index = np.arange(n_out)[:, None] * stride - pad + np.arange(kernel)[None, :] * dilation
-    outside = (index < 0) | (index >= n_in)
+    index = pad_index(np.arange(n_out)[:, None] * stride - pad + np.arange(kernel)[None, :] * dilation, n_in, mode)
+    return AxisTaps(index, np.where(index < 0, 0.0, 1.0))
+
+
+def pad_index(index: np.ndarray, n_in: int, mode: str) -> np.ndarray:
+    """Where positions before or past an axis of n_in read under torch's padding modes (-1: zeros)."""
     if mode == "zeros":
-        index = np.where(outside, -1, index)
-    elif mode == "replicate":
-        index = np.clip(index, 0, n_in - 1)
-    elif mode == "circular":
-        index = np.mod(index, n_in)
-    elif mode == "reflect":
+        return np.where((index < 0) | (index >= n_in), -1, index)
+    if mode == "replicate":
+        return np.clip(index, 0, n_in - 1)
+    if mode == "circular":
+        return np.mod(index, n_in)
+    if mode == "reflect":
         period = 2 * (n_in - 1)
         folded = np.mod(index, period) if period else np.zeros_like(index)
-        index = np.where(folded >= n_in, period - folded, folded)
-    else:
-        raise ValueError(f"padding mode must be one of {PADDING_MODES}, got {mode!r}")
-    return AxisTaps(index, np.where(index < 0, 0.0, 1.0))
+        return np.where(folded >= n_in, period - folded, folded)
+    raise ValueError(f"padding mode must be one of {PADDING_MODES}, got {mode!r}")
 
 
 def avg_pool_axis(n_in: int, n_out: int, kernel: int, stride: int, pad: int, count_include_pad: bool) -> AxisTaps:

@@ -7,6 +7,7 @@ each rank trains on its share of every epoch and rank 0 evaluates and writes.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -23,6 +24,8 @@ from tqdm import tqdm
 
 from ..privacy.atomic import atomic_write, write_figure
 
+Augment = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
 
 @dataclass
 class TrainSettings:
@@ -32,7 +35,6 @@ class TrainSettings:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     schedule: Literal["onecycle", "cosine", "step"] = "onecycle"
-    hflip: bool = False  # random horizontal flips; plain frames only (a keyed flip needs keyed augmentation)
     seed: int = 0
 
 
@@ -88,16 +90,16 @@ def fit(
     meta: dict[str, Any],
     progress: bool = True,
     record: dict[str, Any] | None = None,
+    augment: Augment | None = None,
 ) -> list[EpochResult]:
     """Train `model` in place; checkpoint.pt after every epoch (resumed when present and `meta` matches).
 
     `meta` identifies the run (key fingerprint, data and model digest); `record` (the run's config)
-    is stored in the checkpoint as well."""
+    is stored in the checkpoint as well. `augment(frames, targets)` changes each training batch; its
+    random draws are seeded per epoch, so a resumed run sees the same batches as an uninterrupted one."""
     rank, world = distributed()
     out_dir = Path(out_dir)
     train_x, train_y = train
-    if settings.hflip and meta.get("keyed_frames"):
-        raise ValueError("hflip on keyed frames would flip shuffled pixels; keyed augmentation is not built yet")
     net = nn.parallel.DistributedDataParallel(model) if world > 1 else model
     optimizer = torch.optim.SGD(
         model.parameters(),
@@ -124,6 +126,7 @@ def fit(
         torch.randperm(len(train_x), generator=generator)
     for epoch in range(start_epoch, settings.epochs):
         order = torch.randperm(len(train_x), generator=generator)[rank::world]
+        torch.manual_seed(settings.seed * 1_000_003 + epoch * 1009 + rank)  # augmentation and dropout draws
         net.train()
         seen, correct, loss_sum = 0, 0, 0.0
         bar = tqdm(
@@ -135,11 +138,8 @@ def fit(
         for step in bar:
             index = order[step * settings.batch_size : (step + 1) * settings.batch_size]
             x, y = train_x[index], train_y[index]
-            if settings.hflip:
-                flip = torch.rand(len(index), generator=generator) < 0.5
-                x = torch.where(flip[:, None, None, None], x.flip(3), x)
-                if y.dim() == 3:  # dense targets flip with their frames
-                    y = torch.where(flip[:, None, None], y.flip(2), y)
+            if augment is not None:
+                x, y = augment(x, y)
             logits = net(x)
             loss = F.cross_entropy(logits, y)
             optimizer.zero_grad(set_to_none=True)

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from .. import __version__
+from ..augment import KEYED_FORMS, POINTWISE_SAFE
 from ..nets import list_models
 from ..privacy import Key
 from ..sensor import preset_names
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     characterize = commands.add_parser("characterize", help="EMVA 1288 characterisation of a sensor preset")
     characterize.add_argument("--sensor", required=True, choices=preset_names())
     characterize.add_argument("--out", type=Path)
-    commands.add_parser("info", help="versions, presets, architectures, tasks and data sources")
+    commands.add_parser("info", help="versions, presets, architectures, tasks, data sources and augmentations")
     shapes = commands.add_parser("make-shapes", help="generate the multi-object segmentation dataset")
     shapes.add_argument("out", type=Path)
     shapes.add_argument("--train", type=int, default=2000)
@@ -122,6 +123,8 @@ def _info(args) -> int:
         f"architectures: {', '.join(list_models())}",
         f"tasks: {', '.join(f'{n} ({TASKS.get(n).summary})' for n in TASKS.names())}",
         f"data sources: {', '.join(DATA_SOURCES.names())}",
+        f"keyed augmentations: {', '.join(KEYED_FORMS.names())}",
+        f"pointwise augmentations (applied to protected frames as they are): {', '.join(sorted(POINTWISE_SAFE))}",
     ]
     print("\n".join(lines))
     return 0

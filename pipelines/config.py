@@ -105,6 +105,9 @@ class SourceLines:
             for key_node, value_node in node.value:
                 self.record(value_node, (*path, key_node.value))
                 self.lines[(*path, key_node.value)] = key_node.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                self.record(item, (*path, i))
 
     def where(self, path: tuple) -> str:
         while path and path not in self.lines:

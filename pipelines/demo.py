@@ -1,8 +1,8 @@
 """privcam-demo: protect a picture with a key, then show that the keyed networks match the plain ones.
 
-Until the YAML pipelines land this is privcam's main job. It writes a picture (scene, the frame
-as the camera sends it, what the key holder and a wrong-key holder see, and a dense network's
-output in keyed and revealed order) and the measured numbers as JSON.
+It writes a picture (scene, the frame as the camera sends it, what the key holder and a wrong-key
+holder see, a dense network's output in keyed and revealed order, and a kornia augmentation applied
+in keyed form to the protected frame) and the measured numbers as JSON.
 """
 
 from __future__ import annotations
@@ -13,10 +13,12 @@ import time
 from pathlib import Path
 
 import cv2
+import kornia.augmentation as K
 import numpy as np
 import skimage.data
 import torch
 
+from ..augment import KeyedAugmentation, Readout
 from ..nets import create_model, to_keyed
 from ..nets.convert import BACKENDS
 from ..privacy import Key, readout_permutation, shuffle, unshuffle
@@ -43,6 +45,11 @@ def to_network_input(image: np.ndarray) -> torch.Tensor:
     """(H, W, 3) uint8 -> (1, 3, H, W) float, normalised as ImageNet models expect."""
     normalised = (image.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
     return torch.from_numpy(normalised.transpose(2, 0, 1)).unsqueeze(0)
+
+
+def to_image(frames: torch.Tensor) -> np.ndarray:
+    """(1, 3, H, W) RGB in [0, 1] -> (H, W, 3) uint8."""
+    return (frames[0].permute(1, 2, 0).clamp(0, 1) * 255).round().byte().numpy()
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -101,6 +108,20 @@ def run_demo(out: Path, key: Key, image_path: Path | None, size: int, backend: s
     keyed_map, _ = timed(keyed_segmenter, shuffle(x, perm))
     revealed_map = unshuffle(keyed_map, keyed_segmenter.output_permutation)
 
+    augmentations = [
+        K.RandomResizedCrop((size, size), scale=(0.4, 0.8)),
+        K.RandomHorizontalFlip(p=1.0),
+        K.RandomRotation(20.0, p=1.0),
+        K.ColorJitter(0.3, 0.3, 0.3, p=1.0),
+    ]
+    rgb = torch.from_numpy(scene.transpose(2, 0, 1)).float().div(255).unsqueeze(0)
+    params, augmented = [], rgb
+    for aug in augmentations:
+        params.append(aug.forward_parameters(augmented.shape))
+        augmented = aug(augmented, params=params[-1])
+    keyed_augmented = KeyedAugmentation(augmentations, Readout(key))(shuffle(rgb, perm), params)
+    revealed_augmented = unshuffle(keyed_augmented, perm)
+
     metrics = {
         "key_fingerprint": key.fingerprint,
         "scene": scene_name,
@@ -122,6 +143,10 @@ def run_demo(out: Path, key: Key, image_path: Path | None, size: int, backend: s
             "model": "unet_small (random weights)",
             "max_abs_diff_revealed": float((revealed_map - plain_map).abs().max()),
         },
+        "augmentation": {
+            "pipeline": ", ".join(type(aug).__name__ for aug in augmentations),
+            "max_abs_diff_revealed": float((revealed_augmented - augmented).abs().max()),
+        },
     }
     channel = plain_map[0, 1].numpy()
     low, high = float(channel.min()), float(channel.max())
@@ -138,6 +163,11 @@ def run_demo(out: Path, key: Key, image_path: Path | None, size: int, backend: s
                 ("keyed U-Net output", colour_map(keyed_map[0, 1].numpy(), low, high)),
                 ("keyed output revealed", colour_map(revealed_map[0, 1].numpy(), low, high)),
             ],
+            [
+                ("kornia augmentation, scene", to_image(augmented)),
+                ("keyed augmentation, protected", to_image(keyed_augmented)),
+                ("keyed augmentation revealed", to_image(revealed_augmented)),
+            ],
         ]
     )
     write_png(out / "demo.png", picture)
@@ -147,7 +177,7 @@ def run_demo(out: Path, key: Key, image_path: Path | None, size: int, backend: s
 
 
 def report(metrics: dict, out: Path, key_note: str) -> str:
-    c, s = metrics["classifier"], metrics["segmenter"]
+    c, s, a = metrics["classifier"], metrics["segmenter"], metrics["augmentation"]
     return "\n".join(
         [
             f"privcam demo: key fingerprint {metrics['key_fingerprint']} ({key_note})",
@@ -162,6 +192,8 @@ def report(metrics: dict, out: Path, key_note: str) -> str:
             f"  keyed model on a wrong key's frame: max |logit diff| {c['wrong_key_max_abs_logit_diff']:.2f} "
             f"(the plain logits span {c['logit_range']:.2f})",
             f"segmenter {s['model']}: keyed output revealed with the key, max |diff| {s['max_abs_diff_revealed']:.2e}",
+            f"augmentation {a['pipeline']} on the protected frame, revealed: max |diff| to kornia on the scene "
+            f"{a['max_abs_diff_revealed']:.2e}",
             f"wrote {out / 'demo.png'} and {out / 'metrics.json'}",
         ]
     )

@@ -14,6 +14,8 @@ from typing import Any
 import torch
 import yaml
 
+from ..augment import Readout, check_keyed
+from ..augment.batches import BatchAugmentation, create_augmentation
 from ..nets import KeyedModel, create_model, list_models, to_keyed
 from ..nets.train import is_main_process
 from ..privacy import Key
@@ -32,6 +34,8 @@ class Task:
     params: type  # a dataclass of the task's own fields under `task:`
     run: Callable[[RunContext], dict]
     summary: str
+    # Tasks that train take `augment:`; this says whether their training frames are protected.
+    trains_protected: Callable[[RunConfig], bool] | None = None
 
 
 @dataclass
@@ -66,11 +70,40 @@ def validate(config: RunConfig) -> Any:
     except ValueError as err:
         raise ConfigError(f"{config.where('task', 'name')}: {err}") from None
     params = build(task.params, task_fields, config.lines or SourceLines(config.origin), ("task",))
-    if config.augment:
-        raise ConfigError(f"{config.where('augment')}: augment is not built yet (keyed augmentation has its own issue)")
     if config.protected:
         make_sensor(config)  # sensor overrides are validated here, before any work
+    if config.augment:
+        if task.trains_protected is None:
+            raise ConfigError(f"{config.where('augment')}: task {name!r} does not train; augment applies to training")
+        build_augmentation(config, protected=task.trains_protected(config))
     return params
+
+
+def build_augmentation(config: RunConfig, protected: bool, key: Key | None = None) -> BatchAugmentation | None:
+    """The `augment:` list for training batches; keyed forms when the frames are `protected` (a `key`
+    is needed to apply them, not to validate them)."""
+    if not config.augment:
+        return None
+    augmentations = []
+    for i, entry in enumerate(config.augment):
+        options = {"name": entry} if isinstance(entry, str) else entry
+        if not isinstance(options, dict) or not isinstance(options.get("name"), str):
+            raise ConfigError(
+                f"{config.where('augment', i)}: an augment entry is a kornia class name or a mapping with 'name' "
+                f"and its parameters, e.g. {{name: RandomCrop, size: [28, 28], padding: 2}}; got {entry!r}"
+            )
+        options = dict(options)
+        try:
+            aug = create_augmentation(options.pop("name"), **options)
+            if protected:
+                check_keyed(aug)
+        except ValueError as err:
+            raise ConfigError(f"{config.where('augment', i)}: {err}") from None
+        augmentations.append(aug)
+    readout = Readout(key, **keyed_input_settings(config)) if protected and key is not None else None
+    if protected and readout is None:
+        return None
+    return BatchAugmentation(augmentations, readout)
 
 
 def run(config: RunConfig) -> dict:

@@ -10,12 +10,23 @@ from typing import Literal
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ...nets.train import TrainSettings, evaluate, fit, is_main_process
 from ...privacy import shuffle, unshuffle
 from ...sensor.frame import write_png
 from ..data import capture_tensors, load_dataset, load_masks
-from ..runner import TASKS, RunContext, Task, build_plain_model, config_digest, make_keyed, save_weights, write_results
+from ..runner import (
+    TASKS,
+    RunContext,
+    Task,
+    build_augmentation,
+    build_plain_model,
+    config_digest,
+    make_keyed,
+    save_weights,
+    write_results,
+)
 from .reproduce import wrong_key
 
 PALETTE = np.array([[0, 0, 0], [230, 60, 60], [60, 200, 90], [70, 120, 240], [240, 200, 40]], np.uint8)
@@ -56,7 +67,8 @@ def run_segment(ctx: RunContext) -> dict:
             "key_fingerprint": None,
             "keyed_frames": False,
         }
-        fit(model, train, (test_plain, test_masks), params, ctx.out, meta, record=config.to_dict())
+        augment = build_augmentation(config, protected=False)
+        fit(model, train, (test_plain, test_masks), params, ctx.out, meta, record=config.to_dict(), augment=augment)
         if is_main_process():
             save_weights(model, ctx.out / "weights.pt", config, meta)
     elif not config.model.weights:
@@ -71,6 +83,8 @@ def run_segment(ctx: RunContext) -> dict:
     _, _, stranger_out = evaluate(stranger, test_protected, shuffle(test_masks, stranger.output_permutation))
     stranger_placed = unshuffle(stranger_out, stranger.output_permutation)
     majority = int(torch.bincount(test_masks.flatten(), minlength=classes).argmax())
+    # The best prediction that ignores the frame (a fixed map): each pixel's most frequent class.
+    pixel_majority = F.one_hot(test_masks, classes).sum(0).argmax(-1)
     # Chance level for the other key: its predictions scored against other scenes' masks. This keeps
     # the network's own spatial habits (e.g. background near borders) but no link to the scene.
     chance = torch.roll(stranger_placed, 1, 0)
@@ -84,6 +98,9 @@ def run_segment(ctx: RunContext) -> dict:
         "chance: the other key's predictions against other scenes": segmentation_metrics(chance, test_masks, classes),
         "constant prediction (majority class)": segmentation_metrics(
             torch.full_like(test_masks, majority), test_masks, classes
+        ),
+        "constant map (each pixel's majority class)": segmentation_metrics(
+            pixel_majority.expand_as(test_masks), test_masks, classes
         ),
     }
     results = {
@@ -133,4 +150,6 @@ def _overlay(scene: np.ndarray, mask: torch.Tensor) -> np.ndarray:
     return np.where(mask.numpy()[..., None] > 0, blended, (0.6 * scene).astype(np.uint8))
 
 
-TASKS.register("segment")(Task(SegmentParams, run_segment, "train and evaluate keyed semantic segmentation"))
+TASKS.register("segment")(
+    Task(SegmentParams, run_segment, "train and evaluate keyed semantic segmentation", lambda config: False)
+)

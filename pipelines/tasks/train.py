@@ -8,7 +8,16 @@ from dataclasses import asdict
 from ...nets.train import TrainSettings, evaluate, fit, is_main_process
 from ...privacy.atomic import atomic_write
 from ..data import capture_tensors
-from ..runner import TASKS, RunContext, Task, build_plain_model, config_digest, make_keyed, save_weights
+from ..runner import (
+    TASKS,
+    RunContext,
+    Task,
+    build_augmentation,
+    build_plain_model,
+    config_digest,
+    make_keyed,
+    save_weights,
+)
 
 
 def run_train(ctx: RunContext) -> dict:
@@ -27,7 +36,8 @@ def run_train(ctx: RunContext) -> dict:
         "key_fingerprint": None if key is None else key.fingerprint,
         "keyed_frames": keyed,
     }
-    history = fit(model, train, test, settings, ctx.out, meta, record=config.to_dict())
+    augment = build_augmentation(config, protected=keyed, key=key)
+    history = fit(model, train, test, settings, ctx.out, meta, record=config.to_dict(), augment=augment)
     accuracy, loss, _ = evaluate(model, *test)
     if is_main_process():
         if keyed:
@@ -39,4 +49,11 @@ def run_train(ctx: RunContext) -> dict:
     return {"test_accuracy": accuracy, "test_loss": loss, "epochs": len(history), "keyed": keyed, **meta}
 
 
-TASKS.register("train")(Task(TrainSettings, run_train, "train a model (plain, or keyed on protected frames)"))
+TASKS.register("train")(
+    Task(
+        TrainSettings,
+        run_train,
+        "train a model (plain, or keyed on protected frames)",
+        lambda config: config.model.keyed,
+    )
+)

@@ -35,6 +35,26 @@ def test_validate_names_file_line_field_and_allowed_values(workdir, capsys):
     assert main(["validate", str(path)]) == 2
     assert "sensor.preset is 'phone'; allowed: generic_cmos" in capsys.readouterr().err
 
+    path.write_text(
+        "name: x\ntask: {name: train}\naugment:\n  - RandomHorizontalFlip\n  - {name: RandomCropp, size: [8, 8]}\n"
+    )
+    assert main(["validate", str(path)]) == 2
+    assert (
+        f"{path}:5: unknown kornia augmentation 'RandomCropp' (did you mean 'RandomCrop'?)" in capsys.readouterr().err
+    )
+
+    path.write_text("name: x\ntask: {name: train}\naugment:\n  - {name: RandomCrop, sise: 8}\n")
+    assert main(["validate", str(path)]) == 2
+    assert f"{path}:4: RandomCrop(sise=8): " in capsys.readouterr().err
+
+    path.write_text("name: x\ntask: {name: train}\nmodel: {keyed: true}\naugment: [RandomErasing]\n")
+    assert main(["validate", str(path)]) == 2
+    assert f"{path}:4: RandomErasing moves pixels and has no keyed form" in capsys.readouterr().err
+
+    path.write_text("name: x\ntask: {name: evaluate}\naugment: [RandomHorizontalFlip]\n")
+    assert main(["validate", str(path)]) == 2
+    assert "task 'evaluate' does not train; augment applies to training" in capsys.readouterr().err
+
     path.write_text("name: x\ntask: [unclosed\n")
     assert main(["validate", str(path)]) == 2
     assert "not valid YAML" in capsys.readouterr().err
@@ -66,6 +86,7 @@ def test_keygen_and_info(workdir, capsys):
     assert main(["info"]) == 0
     out = capsys.readouterr().out
     assert "phone_imx363" in out and "small_cnn" in out and "reproduce" in out and "fashion_mnist" in out
+    assert "keyed augmentations: RandomAffine" in out and "RandomEqualize" in out
 
 
 def test_run_writes_its_folder(workdir, capsys):

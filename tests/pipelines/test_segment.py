@@ -33,7 +33,8 @@ def test_make_shapes_then_segment_keyed(workdir, capsys):
         data={"source": "segmentation_folder", "root": "shapes"},
         sensor={"preset": "phone_imx363"},
         model={"arch": "unet_small", "num_classes": 4, "in_channels": 1},
-        task={"name": "segment", "epochs": 2, "batch_size": 16, "lr": 0.05, "hflip": True},
+        task={"name": "segment", "epochs": 2, "batch_size": 16, "lr": 0.05},
+        augment=["RandomHorizontalFlip", {"name": "RandomAffine", "degrees": 10, "p": 0.5}],
         output={"dir": "runs/seg"},
     )
     results = run(load_run_config(config))

@@ -1,0 +1,74 @@
+"""The run file's `augment:` list: kornia augmentations by class name, applied to training batches
+as they are on scene frames and in their keyed forms on protected frames."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+import kornia.augmentation as K
+import torch
+from kornia.augmentation import AugmentationBase2D
+
+from .forms import check_keyed
+from .keyed import KeyedAugmentation
+from .readout import Readout
+
+
+def augmentation_names() -> list[str]:
+    """kornia's 2-D augmentations, by class name."""
+    return sorted(
+        name
+        for name in dir(K)
+        if isinstance(getattr(K, name), type)
+        and issubclass(getattr(K, name), AugmentationBase2D)
+        and not name.endswith("Base2D")
+    )
+
+
+def create_augmentation(name: str, **options: Any) -> AugmentationBase2D:
+    """A kornia 2-D augmentation by class name; lists in `options` become tuples, as kornia wants."""
+    names = augmentation_names()
+    if name not in names:
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(
+            f"unknown kornia augmentation {name!r}{hint}; kornia.augmentation has e.g. {', '.join(names[:6])}, ..."
+        )
+    try:
+        return getattr(K, name)(**{k: _tuples(v) for k, v in options.items()})
+    except (TypeError, ValueError, AssertionError) as err:
+        raise ValueError(f"{name}({', '.join(f'{k}={v!r}' for k, v in options.items())}): {err}") from None
+
+
+class BatchAugmentation:
+    """Augment training batches: frames (B, C, H, W) and their targets, labels (B,) or masks (B, H, W).
+
+    With a readout the frames are protected and the spatial augmentations run in their keyed form
+    (masks are not supported there: dense training on protected frames has no keyed masks yet).
+    """
+
+    def __init__(self, augmentations: list[AugmentationBase2D], readout: Readout | None = None) -> None:
+        if readout is not None:
+            for aug in augmentations:
+                check_keyed(aug)
+        self.augmentations = augmentations
+        self.keyed = None if readout is None else KeyedAugmentation(augmentations, readout)
+        self.with_masks = K.AugmentationSequential(*augmentations, data_keys=["input", "mask"])
+
+    def __call__(self, frames: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        dense = targets.dim() == 3
+        if self.keyed is not None:
+            if dense:
+                raise ValueError("augmenting protected frames with masks is not supported; train on plain frames")
+            return self.keyed(frames), targets
+        if not dense:  # parameters drawn as the keyed path draws them: the same seed, the same batches
+            for aug in self.augmentations:
+                frames = aug(frames, params=aug.forward_parameters(frames.shape))
+            return frames, targets
+        out, masks = self.with_masks(frames, targets.unsqueeze(1).to(frames.dtype))
+        return out, masks[:, 0].round().to(targets.dtype)
+
+
+def _tuples(value: Any) -> Any:
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value

@@ -1,0 +1,213 @@
+"""Fused CPU kernels for the keyed taps (numba): one pass per output, no tap tables in memory.
+
+Each kernel computes what taps.py's torch code computes from the expanded SampleTaps (the
+reference they are tested against), but per output position: find its scene position, its taps,
+their keyed positions through the inverse readout, and sum the channels. Outputs are in keyed
+order j; rows_of[j], cols_of[j] are the scene row and column of output position j. Work is split
+into chunks of outputs so that a single frame still uses every core.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+CHUNK = 2048
+
+
+@njit(inline="always")
+def _chunks(n_out):
+    return (n_out + CHUNK - 1) // CHUNK
+
+
+@njit(inline="always")
+def _task(task, chunks, n_out):
+    """Task `task` of batch * chunks: its sample and its range of outputs."""
+    b = task // chunks
+    start = (task - b * chunks) * CHUNK
+    return b, start, min(start + CHUNK, n_out)
+
+
+@njit(parallel=True, cache=True)
+def separable(x, inv, rows_of, cols_of, row_index, row_weight, col_index, col_weight, width, fill, out):
+    """x (B, C, N_in) keyed; row_index/weight (B, H_out, T_r), col_index/weight (B, W_out, T_c)."""
+    batch, channels, _ = x.shape
+    n_out = rows_of.shape[0]
+    chunks = _chunks(n_out)
+    for task in prange(batch * chunks):
+        b, start, stop = _task(task, chunks, n_out)
+        for j in range(start, stop):
+            r = rows_of[j]
+            c = cols_of[j]
+            for ch in range(channels):
+                out[b, ch, j] = 0.0
+            for a in range(row_index.shape[2]):
+                wy = row_weight[b, r, a]
+                if wy == 0.0:
+                    continue
+                yy = row_index[b, r, a]
+                for e in range(col_index.shape[2]):
+                    w = wy * col_weight[b, c, e]
+                    if w == 0.0:
+                        continue
+                    xx = col_index[b, c, e]
+                    if yy < 0 or xx < 0:
+                        for ch in range(channels):
+                            out[b, ch, j] += w * fill[ch]
+                    else:
+                        k = inv[yy * width + xx]
+                        for ch in range(channels):
+                            out[b, ch, j] += w * x[b, ch, k]
+
+
+@njit(parallel=True, cache=True)
+def separable_gather(x, inv, rows_of, cols_of, row_index, col_index, width, fill, out):
+    """separable() for one tap of weight 1 per axis (flips, crops): row_index (B, H_out), col_index (B, W_out)."""
+    batch, channels, _ = x.shape
+    n_out = rows_of.shape[0]
+    chunks = _chunks(n_out)
+    for task in prange(batch * chunks):
+        b, start, stop = _task(task, chunks, n_out)
+        for j in range(start, stop):
+            yy = row_index[b, rows_of[j]]
+            xx = col_index[b, cols_of[j]]
+            if yy < 0 or xx < 0:
+                for ch in range(channels):
+                    out[b, ch, j] = fill[ch]
+            else:
+                k = inv[yy * width + xx]
+                for ch in range(channels):
+                    out[b, ch, j] = x[b, ch, k]
+
+
+@njit(parallel=True, cache=True)
+def separable_bilinear(x, inv, rows_of, cols_of, row_index, row_weight, col_index, col_weight, width, out):
+    """separable() for two taps per axis (resized crops), never off the frame.
+
+    First the four keyed taps of every output, then one channel plane at a time, so that the
+    random reads of each pass stay in cache."""
+    batch, channels, _ = x.shape
+    n_out = rows_of.shape[0]
+    index = np.empty((batch, n_out, 4), np.int64)
+    weight = np.empty((batch, n_out, 4), x.dtype)
+    chunks = _chunks(n_out)
+    for task in prange(batch * chunks):
+        b, start, stop = _task(task, chunks, n_out)
+        for j in range(start, stop):
+            r = rows_of[j]
+            c = cols_of[j]
+            top = row_index[b, r, 0] * width
+            bottom = row_index[b, r, 1] * width
+            left = col_index[b, c, 0]
+            right = col_index[b, c, 1]
+            index[b, j, 0] = inv[top + left]
+            index[b, j, 1] = inv[top + right]
+            index[b, j, 2] = inv[bottom + left]
+            index[b, j, 3] = inv[bottom + right]
+            wy0, wy1 = row_weight[b, r, 0], row_weight[b, r, 1]
+            wx0, wx1 = col_weight[b, c, 0], col_weight[b, c, 1]
+            weight[b, j, 0] = wy0 * wx0
+            weight[b, j, 1] = wy0 * wx1
+            weight[b, j, 2] = wy1 * wx0
+            weight[b, j, 3] = wy1 * wx1
+    for task in prange(batch * channels):
+        b = task // channels
+        plane = x[b, task - b * channels]
+        target = out[b, task - b * channels]
+        k = index[b]
+        w = weight[b]
+        for j in range(n_out):
+            target[j] = (
+                w[j, 0] * plane[k[j, 0]]
+                + w[j, 1] * plane[k[j, 1]]
+                + w[j, 2] * plane[k[j, 2]]
+                + w[j, 3] * plane[k[j, 3]]
+            )
+
+
+@njit(cache=True)
+def _reflect(coord, size, align_corners):
+    if align_corners:
+        low, high = 0.0, size - 1.0
+    else:
+        low, high = -0.5, size - 0.5
+    span = high - low
+    if span <= 0:
+        return 0.0
+    distance = abs(coord - low)
+    flips = math.floor(distance / span)
+    extra = distance - flips * span
+    value = low + extra if flips % 2 == 0 else high - extra
+    return min(max(value, 0.0), size - 1.0)
+
+
+@njit(parallel=True, cache=True)
+def warp(x, inv, rows_of, cols_of, inverse, height, width, padding, align_corners, fill, chosen, out):
+    """Bilinear sampling at inverse[b] @ (u, v, 1); padding codes as taps.PADDING_CODES."""
+    batch, channels, _ = x.shape
+    n_out = rows_of.shape[0]
+    chunks = _chunks(n_out)
+    for task in prange(batch * chunks):
+        b, start, stop = _task(task, chunks, n_out)
+        m = inverse[b]
+        for j in range(start, stop):
+            if not chosen[b]:
+                for ch in range(channels):
+                    out[b, ch, j] = x[b, ch, j]
+                continue
+            u = float(cols_of[j])
+            v = float(rows_of[j])
+            denom = m[2, 0] * u + m[2, 1] * v + m[2, 2]
+            sx = (m[0, 0] * u + m[0, 1] * v + m[0, 2]) / denom
+            sy = (m[1, 0] * u + m[1, 1] * v + m[1, 2]) / denom
+            if padding == 1:
+                sx = min(max(sx, 0.0), width - 1.0)
+                sy = min(max(sy, 0.0), height - 1.0)
+            elif padding == 2:
+                sx = _reflect(sx, width, align_corners)
+                sy = _reflect(sy, height, align_corners)
+            x0 = math.floor(sx)
+            y0 = math.floor(sy)
+            fx = sx - x0
+            fy = sy - y0
+            for ch in range(channels):
+                out[b, ch, j] = 0.0
+            for dy in range(2):
+                yy = y0 + dy
+                wy = fy if dy else 1.0 - fy
+                for dx in range(2):
+                    xx = x0 + dx
+                    w = wy * (fx if dx else 1.0 - fx)
+                    if 0 <= xx < width and 0 <= yy < height:
+                        k = inv[int(yy) * width + int(xx)]
+                        for ch in range(channels):
+                            out[b, ch, j] += w * x[b, ch, k]
+                    elif padding == 3:
+                        for ch in range(channels):
+                            out[b, ch, j] += w * fill[ch]
+
+
+@njit(parallel=True, cache=True)
+def shared(x, keyed, weight, out):
+    """out[b, c, j] = sum_k weight[b|0, j|0, k] * x[b, c, keyed[j, k]]; keyed N_in reads zero.
+
+    One channel plane at a time: its random reads stay in cache."""
+    batch, channels, n_in = x.shape
+    n_out, taps = keyed.shape
+    per_sample = weight.shape[0] > 1
+    per_position = weight.shape[1] > 1
+    for task in prange(batch * channels):
+        b = task // channels
+        plane = x[b, task - b * channels]
+        target = out[b, task - b * channels]
+        w = weight[b] if per_sample else weight[0]
+        for j in range(n_out):
+            wj = w[j] if per_position else w[0]
+            acc = 0.0
+            for k in range(taps):
+                i = keyed[j, k]
+                if i < n_in:
+                    acc += wj[k] * plane[i]
+            target[j] = acc

@@ -1,0 +1,85 @@
+"""Apply taps to protected frames: fused numba kernels on the CPU, torch gathers elsewhere."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from . import kernels
+from .readout import Readout, readout_index, scene_coordinates
+from .taps import (
+    PADDING_CODES,
+    SampleTaps,
+    SeparableTaps,
+    WarpTaps,
+    apply_sample_taps,
+    apply_shared_taps,
+    to_device,
+)
+
+Taps = SeparableTaps | WarpTaps | SampleTaps
+
+
+def run_taps(x: torch.Tensor, taps: Taps, readout: Readout, fused: bool | None = None) -> torch.Tensor:
+    """Apply taps to keyed frames; `fused` picks the CPU kernels (default: on CPU without autograd)."""
+    if fused is None:
+        fused = x.device.type == "cpu" and not (torch.is_grad_enabled() and x.requires_grad)
+    batch, channels, height, width = x.shape
+    if fused and not isinstance(taps, SampleTaps):
+        rows_of, cols_of = scene_coordinates(readout, *taps.size)
+        frames = x.detach().contiguous().view(batch, channels, -1).numpy()
+        out = torch.empty(batch, channels, taps.size[0] * taps.size[1], dtype=x.dtype)
+        fill = _fill_array(taps.fill_value, channels)
+        inverse = readout.inverse(height, width)
+        if isinstance(taps, SeparableTaps) and taps.one_tap:
+            kernels.separable_gather(
+                frames, inverse, rows_of, cols_of, taps.rows.index[..., 0].contiguous().numpy(),
+                taps.cols.index[..., 0].contiguous().numpy(), width, fill, out.numpy(),
+            )  # fmt: skip
+        elif isinstance(taps, SeparableTaps) and taps.two_taps_inside:
+            kernels.separable_bilinear(
+                frames, inverse, rows_of, cols_of, taps.rows.index.numpy(), taps.rows.weight.numpy(),
+                taps.cols.index.numpy(), taps.cols.weight.numpy(), width, out.numpy(),
+            )  # fmt: skip
+        elif isinstance(taps, SeparableTaps):
+            kernels.separable(
+                frames, inverse, rows_of, cols_of, taps.rows.index.numpy(), taps.rows.weight.numpy(),
+                taps.cols.index.numpy(), taps.cols.weight.numpy(), width, fill, out.numpy(),
+            )  # fmt: skip
+        else:
+            kernels.warp(
+                frames, inverse, rows_of, cols_of, taps.inverse.numpy(), height, width,
+                PADDING_CODES[taps.padding], taps.align_corners, fill, taps.chosen.numpy(), out.numpy(),
+            )  # fmt: skip
+        return out.view(batch, channels, *taps.size)
+    taps = to_device(taps, x.device)
+    if isinstance(taps, SeparableTaps):
+        taps = taps.expand(width)
+    elif isinstance(taps, WarpTaps):
+        taps = taps.expand((height, width))
+    inv_in = readout_index(readout, True, height, width, x.device)
+    perm_out = readout_index(readout, False, *taps.size, x.device)
+    return apply_sample_taps(x, taps, inv_in, perm_out)
+
+
+def run_shared(x: torch.Tensor, keyed: torch.Tensor, weight: torch.Tensor, fused: bool | None = None) -> torch.Tensor:
+    """Filter taps shared by the batch: keyed (N_out, K) positions, weight (B|1, N_out|1, K) in keyed order."""
+    if fused is None:
+        fused = x.device.type == "cpu" and not (torch.is_grad_enabled() and x.requires_grad)
+    batch, channels = x.shape[:2]
+    if fused:
+        out = torch.empty_like(x, memory_format=torch.contiguous_format)
+        kernels.shared(
+            x.detach().contiguous().view(batch, channels, -1).numpy(),
+            keyed.numpy(),
+            weight.to(torch.float64).contiguous().numpy(),
+            out.view(batch, channels, -1).numpy(),
+        )
+        return out
+    return apply_shared_taps(x, keyed, weight.to(x.device))
+
+
+def _fill_array(fill: torch.Tensor | None, channels: int) -> np.ndarray:
+    if fill is None:
+        return np.zeros(channels)
+    return fill.to(torch.float64).reshape(-1).expand(channels).contiguous().numpy()
