@@ -36,7 +36,7 @@ def main() -> None:
         axis.plot(epochs, accuracy, style, color=colour, marker="o", label=f"{label}: {accuracy[-1]:.2f}%")
     axis.set_xlabel("epoch")
     axis.set_ylabel("test accuracy (%)")
-    axis.set_ylim(85, 95)
+    axis.set_ylim(top=95)
     axis.set_title("Fashion-MNIST, small CNN: keyed training with keyed augmentation")
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8, loc="lower right")
