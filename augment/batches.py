@@ -3,40 +3,36 @@ as they are on scene frames and in their keyed forms on protected frames."""
 
 from __future__ import annotations
 
-import difflib
 from typing import Any
 
 import kornia.augmentation as K
 import torch
 from kornia.augmentation import AugmentationBase2D
 
+from ..pipelines.registry import Registry
 from .forms import check_keyed
 from .keyed import KeyedAugmentation
 from .readout import Readout
 
 
-def augmentation_names() -> list[str]:
+def _kornia_augmentations() -> Registry[type]:
     """kornia's 2-D augmentations, by class name."""
-    return sorted(
-        name
-        for name in dir(K)
-        if isinstance(getattr(K, name), type)
-        and issubclass(getattr(K, name), AugmentationBase2D)
-        and not name.endswith("Base2D")
-    )
+    registry: Registry[type] = Registry("kornia augmentation")
+    for name in dir(K):
+        item = getattr(K, name)
+        if isinstance(item, type) and issubclass(item, AugmentationBase2D) and not name.endswith("Base2D"):
+            registry.register(name)(item)
+    return registry
+
+
+KORNIA_AUGMENTATIONS = _kornia_augmentations()
 
 
 def create_augmentation(name: str, **options: Any) -> AugmentationBase2D:
     """A kornia 2-D augmentation by class name; lists in `options` become tuples, as kornia wants."""
-    names = augmentation_names()
-    if name not in names:
-        close = difflib.get_close_matches(name, names, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ValueError(
-            f"unknown kornia augmentation {name!r}{hint}; kornia.augmentation has e.g. {', '.join(names[:6])}, ..."
-        )
+    cls = KORNIA_AUGMENTATIONS.get(name)
     try:
-        return getattr(K, name)(**{k: _tuples(v) for k, v in options.items()})
+        return cls(**{k: _tuples(v) for k, v in options.items()})
     except (TypeError, ValueError, AssertionError) as err:
         raise ValueError(f"{name}({', '.join(f'{k}={v!r}' for k, v in options.items())}): {err}") from None
 

@@ -14,9 +14,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..nets.stencil import pad_index
+from ..nets.stencil import F_PAD_MODES, pad_index
 
-BORDER_MODES = {"constant": "zeros", "reflect": "reflect", "replicate": "replicate", "circular": "circular"}
 # A kernel runs as two passes when its rank-one reconstruction is this close (relative).
 _SEPARABLE_TOLERANCE = 1e-6
 SHARPNESS_KERNEL = np.array([1, 1, 1, 1, 5, 1, 1, 1, 1], dtype=np.float64) / 13
@@ -52,9 +51,9 @@ def filter_passes(kernel: torch.Tensor) -> list[tuple[tuple[int, int], torch.Ten
 def correlation_index(in_hw: tuple[int, int], kernel_hw: tuple[int, int], border: str) -> np.ndarray:
     """Scene positions (H*W, kh*kw) a stride-1 'same' correlation reads, with kornia's padding split
     ((k - 1) // 2 before); -1 reads zero."""
-    if border not in BORDER_MODES:
-        raise ValueError(f"border type must be one of {sorted(BORDER_MODES)}, got {border!r}")
-    mode = BORDER_MODES[border]
+    if border not in F_PAD_MODES:
+        raise ValueError(f"border type must be one of {sorted(F_PAD_MODES)}, got {border!r}")
+    mode = F_PAD_MODES[border]
     height, width = in_hw
     (kh, kw) = kernel_hw
     rows = pad_index(np.arange(height)[:, None] - (kh - 1) // 2 + np.arange(kh), height, mode)

@@ -16,13 +16,11 @@ import numpy as np
 import torch
 from kornia.constants import SamplePadding
 
-from ..nets.stencil import pad_index
+from ..nets.stencil import F_PAD_MODES, pad_index
 from .taps import AxisMaps, SampleTaps, SeparableTaps, WarpTaps
 
 # Probe values are positions + 1 and must be exact in the frame's dtype.
 _EXACT_INTEGERS = {torch.float32: 2**24, torch.float64: 2**53}
-# kornia's RandomCrop padding modes, as nets/stencil.pad_index names them.
-CROP_PADDING = {"constant": "zeros", "reflect": "reflect", "replicate": "replicate", "circular": "circular"}
 
 
 def applied(params: dict[str, torch.Tensor], batch: int, device: torch.device) -> torch.Tensor:
@@ -51,7 +49,7 @@ def crop_taps(
     pad = np.broadcast_to(pad, (batch, 4))  # left, right, top, bottom
     rows = box[:, 0, 1:2] - pad[:, 2:3] + np.arange(size[0])
     cols = box[:, 0, 0:1] - pad[:, 0:1] + np.arange(size[1])
-    mode = CROP_PADDING[mode]
+    mode = F_PAD_MODES[mode]
     return SeparableTaps(
         _axis_gather(torch.from_numpy(pad_index(rows, in_hw[0], mode))),
         _axis_gather(torch.from_numpy(pad_index(cols, in_hw[1], mode))),

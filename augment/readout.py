@@ -8,6 +8,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from ..nets import stencil
 from ..privacy.keys import Key
 from ..privacy.schedule import readout_inverse_permutation, readout_permutation
 from ..privacy.shuffle import _as_index
@@ -44,7 +45,5 @@ def scene_coordinates(readout: Readout, height: int, width: int) -> tuple[np.nda
 
 
 def key_table(readout: Readout, in_hw: tuple[int, int], index: np.ndarray) -> torch.Tensor:
-    """Scene taps (N, K) of a same-size filter in keyed order; off-frame taps point at N (zero)."""
-    perm, inverse = readout.permutation(*in_hw), readout.inverse(*in_hw)
-    rows = index[perm]
-    return torch.from_numpy(np.where(rows >= 0, inverse[np.maximum(rows, 0)], perm.size).astype(np.int64))
+    """Scene taps (N, K) of a same-size filter in keyed order (see nets.stencil.key_table)."""
+    return torch.from_numpy(stencil.key_table(index, readout.inverse(*in_hw), readout.permutation(*in_hw)))

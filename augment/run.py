@@ -23,7 +23,7 @@ Taps = SeparableTaps | WarpTaps | SampleTaps
 def run_taps(x: torch.Tensor, taps: Taps, readout: Readout, fused: bool | None = None) -> torch.Tensor:
     """Apply taps to keyed frames; `fused` picks the CPU kernels (default: on CPU without autograd)."""
     if fused is None:
-        fused = x.device.type == "cpu" and not (torch.is_grad_enabled() and x.requires_grad)
+        fused = _fused_by_default(x)
     batch, channels, height, width = x.shape
     if fused and not isinstance(taps, SampleTaps):
         rows_of, cols_of = scene_coordinates(readout, *taps.size)
@@ -65,7 +65,7 @@ def run_taps(x: torch.Tensor, taps: Taps, readout: Readout, fused: bool | None =
 def run_shared(x: torch.Tensor, keyed: torch.Tensor, weight: torch.Tensor, fused: bool | None = None) -> torch.Tensor:
     """Filter taps shared by the batch: keyed (N_out, K) positions, weight (B|1, N_out|1, K) in keyed order."""
     if fused is None:
-        fused = x.device.type == "cpu" and not (torch.is_grad_enabled() and x.requires_grad)
+        fused = _fused_by_default(x)
     batch, channels = x.shape[:2]
     if fused:
         out = torch.empty_like(x, memory_format=torch.contiguous_format)
@@ -77,6 +77,11 @@ def run_shared(x: torch.Tensor, keyed: torch.Tensor, weight: torch.Tensor, fused
         )
         return out
     return apply_shared_taps(x, keyed, weight.to(x.device))
+
+
+def _fused_by_default(x: torch.Tensor) -> bool:
+    """The numba kernels run on the CPU and do not record gradients."""
+    return x.device.type == "cpu" and not (torch.is_grad_enabled() and x.requires_grad)
 
 
 def _fill_array(fill: torch.Tensor | None, channels: int) -> np.ndarray:

@@ -7,11 +7,12 @@ parameters alone, so a keyed form never needs the scene-order frame. Keying them
 as for the network ops (nets/stencil.py):
     keyed_index[b, j, k] = inverse(perm_in)[index[b, perm_out[j], k]]
 
-Three compact forms cover kornia's spatial augmentations, each expandable to SampleTaps (the
+Two compact forms cover kornia's geometric augmentations, each expandable to SampleTaps (the
 reference the fast CPU kernels in kernels.py are tested against):
 - SeparableTaps: per-sample 1-D maps of rows and columns (flips, crops, resized crops);
-- WarpTaps: per-sample projective matrices, sampled bilinearly (rotation, affine, perspective);
-- SharedTaps: the same neighbours for every sample, per-sample weights (blur, sharpness).
+- WarpTaps: per-sample projective matrices, sampled bilinearly (rotation, affine, perspective).
+Filters (blur, sharpness) read the same neighbours for every sample: a keyed table (N_out, K) and
+per-sample weights, applied by apply_shared_taps.
 """
 
 from __future__ import annotations
@@ -138,16 +139,6 @@ class WarpTaps:
         index = torch.where(keep, index, identity)
         weight = torch.where(keep, weight, (identity >= 0).to(weight.dtype))
         return SampleTaps(index, weight, self.size, self.fill_value if self.padding == "fill" else None)
-
-
-@dataclass(frozen=True)
-class SharedTaps:
-    """index (N_out, K) int64 scene positions (-1 reads zero) for every sample; weight broadcastable
-    to (B, N_out, K)."""
-
-    index: torch.Tensor
-    weight: torch.Tensor
-    size: tuple[int, int]
 
 
 def bilinear_taps(sx: torch.Tensor, sy: torch.Tensor, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -18,6 +18,8 @@ import torch.nn.functional as F
 from ..privacy.schedule import inverse_permutation
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+# torch.nn.functional.pad's mode names (as kornia passes them on) -> pad_index's.
+F_PAD_MODES = {"constant": "zeros", "reflect": "reflect", "replicate": "replicate", "circular": "circular"}
 
 
 @dataclass(frozen=True)
@@ -47,14 +49,19 @@ class Stencil:
 
     def keyed_index(self, perm_in: np.ndarray, perm_out: np.ndarray) -> np.ndarray:
         """(L_out, taps) int32 table in keyed order; taps outside the image point at row L_in."""
-        n_in = self.in_hw[0] * self.in_hw[1]
-        rows = self.index[perm_out]
-        keyed = inverse_permutation(perm_in)[rows]
-        keyed[rows < 0] = n_in
-        return keyed.astype(np.int32)
+        return key_table(self.index, inverse_permutation(perm_in), perm_out).astype(np.int32)
 
     def keyed_weight(self, perm_out: np.ndarray) -> np.ndarray:
         return self.weight[perm_out]
+
+
+def key_table(index: np.ndarray, inverse_in: np.ndarray, perm_out: np.ndarray) -> np.ndarray:
+    """keyed[j, t] = inverse_in[index[perm_out[j], t]]: plain taps (L_out, taps) read in keyed order;
+    taps outside the image (-1) point at row L_in, one past the input."""
+    rows = index[perm_out]
+    keyed = inverse_in[rows]
+    keyed[rows < 0] = inverse_in.size
+    return keyed
 
 
 def combine(rows: AxisTaps, cols: AxisTaps, in_hw: tuple[int, int]) -> Stencil:
