@@ -6,9 +6,10 @@ import numpy as np
 import torch
 
 from . import kernels
-from .readout import Readout, readout_index, scene_coordinates
+from .readout import Readout, inverse_table, neighbour_table, readout_index, scene_coordinates
 from .taps import (
     PADDING_CODES,
+    AxisMaps,
     SampleTaps,
     SeparableTaps,
     WarpTaps,
@@ -30,16 +31,18 @@ def run_taps(x: torch.Tensor, taps: Taps, readout: Readout, fused: bool | None =
         frames = x.detach().contiguous().view(batch, channels, -1).numpy()
         out = torch.empty(batch, channels, taps.size[0] * taps.size[1], dtype=x.dtype)
         fill = _fill_array(taps.fill_value, channels)
-        inverse = readout.inverse(height, width)
+        inverse = inverse_table(readout, height, width)
+        neighbours = neighbour_table(readout, height, width)
+        warmed = np.empty(batch)  # see kernels._warm
         if isinstance(taps, SeparableTaps) and taps.one_tap:
             kernels.separable_gather(
                 frames, inverse, rows_of, cols_of, taps.rows.index[..., 0].contiguous().numpy(),
-                taps.cols.index[..., 0].contiguous().numpy(), width, fill, out.numpy(),
+                taps.cols.index[..., 0].contiguous().numpy(), width, fill, out.numpy(), warmed,
             )  # fmt: skip
         elif isinstance(taps, SeparableTaps) and taps.two_taps_inside:
             kernels.separable_bilinear(
-                frames, inverse, rows_of, cols_of, taps.rows.index.numpy(), taps.rows.weight.numpy(),
-                taps.cols.index.numpy(), taps.cols.weight.numpy(), width, out.numpy(),
+                frames, neighbours, rows_of, cols_of, bilinear_codes(taps.rows, 4 * width, 2), taps.rows.weight.numpy(),
+                bilinear_codes(taps.cols, 4, 1), taps.cols.weight.numpy(), out.numpy(), warmed,
             )  # fmt: skip
         elif isinstance(taps, SeparableTaps):
             kernels.separable(
@@ -48,8 +51,8 @@ def run_taps(x: torch.Tensor, taps: Taps, readout: Readout, fused: bool | None =
             )  # fmt: skip
         else:
             kernels.warp(
-                frames, inverse, rows_of, cols_of, taps.inverse.numpy(), height, width,
-                PADDING_CODES[taps.padding], taps.align_corners, fill, taps.chosen.numpy(), out.numpy(),
+                frames, neighbours, rows_of, cols_of, taps.inverse.numpy(), height, width,
+                PADDING_CODES[taps.padding], taps.align_corners, fill, taps.chosen.numpy(), out.numpy(), warmed,
             )  # fmt: skip
         return out.view(batch, channels, *taps.size)
     taps = to_device(taps, x.device)
@@ -74,9 +77,17 @@ def run_shared(x: torch.Tensor, keyed: torch.Tensor, weight: torch.Tensor, fused
             keyed.numpy(),
             weight.to(torch.float64).contiguous().numpy(),
             out.view(batch, channels, -1).numpy(),
+            np.empty(batch),  # see kernels._warm
         )
         return out
     return apply_shared_taps(x, keyed, weight.to(x.device))
+
+
+def bilinear_codes(maps: AxisMaps, stride: int, step_bit: int) -> np.ndarray:
+    """(B, n) int64 codes of two-tap maps for kernels.separable_bilinear: stride * first tap, plus
+    step_bit where the second tap is the next row (column) rather than the same one."""
+    index = maps.index
+    return (index[..., 0] * stride + (index[..., 1] != index[..., 0]) * step_bit).numpy()
 
 
 def _fused_by_default(x: torch.Tensor) -> bool:

@@ -77,8 +77,13 @@ class SeparableTaps:
 
     @property
     def two_taps_inside(self) -> bool:
-        """Two taps per axis, all on the frame (bilinear resizing)."""
-        return all(m.index.shape[2] == 2 and bool((m.index >= 0).all()) for m in (self.rows, self.cols))
+        """Two taps per axis, on the same or the next row (column), all on the frame (bilinear resizing)."""
+        return all(
+            m.index.shape[2] == 2
+            and bool((m.index >= 0).all())
+            and bool(((m.index[..., 1] - m.index[..., 0]) == 1).logical_or(m.index[..., 1] == m.index[..., 0]).all())
+            for m in (self.rows, self.cols)
+        )
 
     @property
     def is_gather(self) -> bool:

@@ -14,6 +14,7 @@ from privcam.augment import (
     keyed_augment,
 )
 from privcam.augment.batches import BatchAugmentation, create_augmentation
+from privcam.augment.readout import neighbour_table
 from privcam.augment.run import run_taps
 from privcam.privacy import shuffle, unshuffle
 
@@ -147,6 +148,35 @@ def test_fused_cpu_kernels_equal_the_torch_reference(key, case):
     assert (fused - reference).abs().max().item() <= 1e-6
 
 
+@pytest.mark.parametrize("scale", [(0.08, 1.0), (0.001, 0.004)], ids=["usual", "windows of 1-2 pixels"])
+def test_resized_crops_read_nothing_outside_their_window(key, scale):
+    """The fused kernel reads a 2x2 square of the neighbour table at once; at a window's last row or
+    column its taps must fall back to the window's own pixels, or a NaN next to it would leak in."""
+    aug, readout = K.RandomResizedCrop((24, 24), scale=scale), Readout(key)
+    x = torch.full((6, 3, 32, 32), float("nan"))
+    params = aug.forward_parameters(x.shape)
+    for frame, box in zip(x, params["src"].long(), strict=True):
+        window = frame[:, box[0, 1] : box[3, 1] + 1, box[0, 0] : box[1, 0] + 1]
+        window.copy_(torch.rand(window.shape))
+    plain = aug(x, params=params)
+    keyed = keyed_augment(aug, shuffle(x, readout.permutation(32, 32)), readout, params)
+    assert bool(plain.isfinite().all())
+    assert (keyed - shuffle(plain, readout.permutation(24, 24))).abs().max().item() <= 1e-5
+
+
+@pytest.mark.parametrize(
+    "make",
+    [lambda: K.RandomResizedCrop((24, 40)), lambda: K.RandomRotation(30.0, p=1.0), lambda: K.RandomHorizontalFlip()],
+)
+def test_frames_past_65536_pixels_take_wider_index_tables(key, make):
+    """The CPU kernels read uint16 tables up to 256x256 and int32 ones beyond: both must agree."""
+    readout = Readout(key)
+    assert neighbour_table(readout, 224, 224).dtype == np.uint16
+    assert neighbour_table(readout, 260, 270).dtype == np.int32
+    keyed, expected = _compare(make(), readout, 2, 260, 270)
+    assert (keyed - expected).abs().max().item() <= 1e-5
+
+
 def test_a_pipeline_fuses_crop_and_flip_and_equals_kornia_in_sequence(key):
     readout = Readout(key, unit="block", block=4)
     augs = [K.RandomResizedCrop((24, 24), p=1.0), K.RandomHorizontalFlip(), K.RandomVerticalFlip(), K.ColorJitter(0.2)]
@@ -166,6 +196,19 @@ def test_per_frame_nonce_readouts_are_keyed_like_any_other(key):
     assert (keyed - expected).abs().max().item() <= 1e-5
     other = Readout(key, nonce=8)
     assert not np.array_equal(readout.permutation(16, 16), other.permutation(16, 16))
+
+
+@pytest.mark.parametrize("case", ["gaussian blur", "motion blur sizes", "sharpness"])
+def test_filters_on_the_reference_path_equal_kornia(key, case):
+    """Frames that record gradients take the torch path (int32 tables) instead of the CPU kernel."""
+    aug, readout = KEYED_CASES[case]((24, 28)), Readout(key)
+    x = torch.rand(3, 3, 24, 28, dtype=torch.float64)
+    params = aug.forward_parameters(x.shape)
+    protected = shuffle(x, readout.permutation(24, 28)).requires_grad_()
+    keyed = keyed_augment(aug, protected, readout, params)
+    assert keyed.requires_grad
+    expected = shuffle(aug(x, params=params), readout.permutation(24, 28))
+    assert (keyed.detach() - expected).abs().max().item() <= 1e-5
 
 
 def test_gradients_flow_through_the_reference_path(key):
