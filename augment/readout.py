@@ -75,11 +75,17 @@ def scene_coordinates(readout: Readout, height: int, width: int) -> tuple[np.nda
     return compact(rows, height), compact(cols, width)
 
 
-def key_table(readout: Readout, in_hw: tuple[int, int], index: np.ndarray) -> torch.Tensor:
-    """Scene taps (N, K) of a same-size filter in keyed order (see nets.stencil.key_table), int32:
-    the CPU kernel reads the whole table once per sample, so its width counts."""
-    n_in = in_hw[0] * in_hw[1]
-    if n_in >= 2**31:
-        raise ValueError(f"keyed filters support frames under 2**31 pixels, got {in_hw[0]}x{in_hw[1]}")
+@dataclass(frozen=True)
+class KeyedTable:
+    """Keyed taps (N_out, K) of a same-size filter, N_in reading zero: `index` (int64, on the
+    frames' device) for torch, `compact` (see compact()) for the CPU kernel, which reads the whole
+    table once per sample (uint16 made a 224x224 motion blur 1.3x faster than int32)."""
+
+    index: torch.Tensor
+    compact: np.ndarray
+
+
+def key_table(readout: Readout, in_hw: tuple[int, int], index: np.ndarray, device: torch.device) -> KeyedTable:
+    """A filter's scene taps (N, K) in keyed order (see nets.stencil.key_table)."""
     table = stencil.key_table(index, readout.inverse(*in_hw), readout.permutation(*in_hw))
-    return torch.from_numpy(table.astype(np.int32))
+    return KeyedTable(torch.from_numpy(table).to(device), compact(table, in_hw[0] * in_hw[1] + 1))

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from . import kernels
-from .readout import Readout, inverse_table, neighbour_table, readout_index, scene_coordinates
+from .readout import KeyedTable, Readout, inverse_table, neighbour_table, readout_index, scene_coordinates
 from .taps import (
     PADDING_CODES,
     AxisMaps,
@@ -65,7 +65,7 @@ def run_taps(x: torch.Tensor, taps: Taps, readout: Readout, fused: bool | None =
     return apply_sample_taps(x, taps, inv_in, perm_out)
 
 
-def run_shared(x: torch.Tensor, keyed: torch.Tensor, weight: torch.Tensor, fused: bool | None = None) -> torch.Tensor:
+def run_shared(x: torch.Tensor, keyed: KeyedTable, weight: torch.Tensor, fused: bool | None = None) -> torch.Tensor:
     """Filter taps shared by the batch: keyed (N_out, K) positions, weight (B|1, N_out|1, K) in keyed order."""
     if fused is None:
         fused = _fused_by_default(x)
@@ -74,13 +74,13 @@ def run_shared(x: torch.Tensor, keyed: torch.Tensor, weight: torch.Tensor, fused
         out = torch.empty_like(x, memory_format=torch.contiguous_format)
         kernels.shared(
             x.detach().contiguous().view(batch, channels, -1).numpy(),
-            keyed.numpy(),
+            keyed.compact,
             weight.to(torch.float64).contiguous().numpy(),
             out.view(batch, channels, -1).numpy(),
             np.empty(batch),  # see kernels._warm
         )
         return out
-    return apply_shared_taps(x, keyed, weight.to(x.device))
+    return apply_shared_taps(x, keyed.index, weight.to(x.device))
 
 
 def bilinear_codes(maps: AxisMaps, stride: int, step_bit: int) -> np.ndarray:

@@ -200,7 +200,7 @@ def test_per_frame_nonce_readouts_are_keyed_like_any_other(key):
 
 @pytest.mark.parametrize("case", ["gaussian blur", "motion blur sizes", "sharpness"])
 def test_filters_on_the_reference_path_equal_kornia(key, case):
-    """Frames that record gradients take the torch path (int32 tables) instead of the CPU kernel."""
+    """Frames that record gradients take the torch path instead of the CPU kernel."""
     aug, readout = KEYED_CASES[case]((24, 28)), Readout(key)
     x = torch.rand(3, 3, 24, 28, dtype=torch.float64)
     params = aug.forward_parameters(x.shape)
