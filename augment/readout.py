@@ -47,25 +47,26 @@ def compact(values: np.ndarray, bound: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=16)
-def inverse_table(readout: Readout, height: int, width: int) -> np.ndarray:
-    """The inverse readout (keyed position of each scene pixel), compacted for the CPU kernels with
-    room for one more value, H * W, which the kernels use for padding."""
-    return compact(readout.inverse(height, width), height * width + 1)
-
-
-@lru_cache(maxsize=16)
 def neighbour_table(readout: Readout, height: int, width: int) -> np.ndarray:
     """(H * W, 4): the keyed positions of each scene pixel and of its right, lower and lower-right
-    neighbours (the pixel's own column or row past the frame's edge), compacted as inverse_table.
+    neighbours (the pixel's own column or row past the frame's edge), compacted with room for one
+    more value, H * W, which the kernels use for padding.
 
     A bilinear tap's four keyed positions are then one read instead of four random ones. Column 0
-    is the inverse readout itself.
+    is the inverse readout itself (inverse_table).
     """
     inverse = readout.inverse(height, width).reshape(height, width)
     right = np.minimum(np.arange(width) + 1, width - 1)
     below = np.minimum(np.arange(height) + 1, height - 1)
     table = np.stack([inverse, inverse[:, right], inverse[below], inverse[below][:, right]], -1)
     return compact(table.reshape(-1, 4), height * width + 1)
+
+
+@lru_cache(maxsize=16)
+def inverse_table(readout: Readout, height: int, width: int) -> np.ndarray:
+    """The inverse readout (keyed position of each scene pixel) for the CPU kernels: the neighbour
+    table's first column, contiguous."""
+    return np.ascontiguousarray(neighbour_table(readout, height, width)[:, 0])
 
 
 @lru_cache(maxsize=16)

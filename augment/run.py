@@ -31,27 +31,27 @@ def run_taps(x: torch.Tensor, taps: Taps, readout: Readout, fused: bool | None =
         frames = x.detach().contiguous().view(batch, channels, -1).numpy()
         out = torch.empty(batch, channels, taps.size[0] * taps.size[1], dtype=x.dtype)
         fill = _fill_array(taps.fill_value, channels)
-        inverse = inverse_table(readout, height, width)
-        neighbours = neighbour_table(readout, height, width)
         warmed = np.empty(batch)  # see kernels._warm
+        in_hw = (height, width)
         if isinstance(taps, SeparableTaps) and taps.one_tap:
             kernels.separable_gather(
-                frames, inverse, rows_of, cols_of, taps.rows.index[..., 0].contiguous().numpy(),
+                frames, inverse_table(readout, *in_hw), rows_of, cols_of, taps.rows.index[..., 0].contiguous().numpy(),
                 taps.cols.index[..., 0].contiguous().numpy(), width, fill, out.numpy(), warmed,
             )  # fmt: skip
         elif isinstance(taps, SeparableTaps) and taps.two_taps_inside:
             kernels.separable_bilinear(
-                frames, neighbours, rows_of, cols_of, bilinear_codes(taps.rows, 4 * width, 2), taps.rows.weight.numpy(),
-                bilinear_codes(taps.cols, 4, 1), taps.cols.weight.numpy(), out.numpy(), warmed,
+                frames, neighbour_table(readout, *in_hw), rows_of, cols_of, bilinear_codes(taps.rows, 4 * width, 2),
+                taps.rows.weight.numpy(), bilinear_codes(taps.cols, 4, 1), taps.cols.weight.numpy(), out.numpy(),
+                warmed,
             )  # fmt: skip
         elif isinstance(taps, SeparableTaps):
             kernels.separable(
-                frames, inverse, rows_of, cols_of, taps.rows.index.numpy(), taps.rows.weight.numpy(),
-                taps.cols.index.numpy(), taps.cols.weight.numpy(), width, fill, out.numpy(),
+                frames, inverse_table(readout, *in_hw), rows_of, cols_of, taps.rows.index.numpy(),
+                taps.rows.weight.numpy(), taps.cols.index.numpy(), taps.cols.weight.numpy(), width, fill, out.numpy(),
             )  # fmt: skip
         else:
             kernels.warp(
-                frames, neighbours, rows_of, cols_of, taps.inverse.numpy(), height, width,
+                frames, neighbour_table(readout, *in_hw), rows_of, cols_of, taps.inverse.numpy(), height, width,
                 PADDING_CODES[taps.padding], taps.align_corners, fill, taps.chosen.numpy(), out.numpy(), warmed,
             )  # fmt: skip
         return out.view(batch, channels, *taps.size)
