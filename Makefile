@@ -35,7 +35,9 @@ bench: install
 	$(PYTHON) benchmarks/webcam.py
 	$(PYTHON) benchmarks/nonce.py
 	$(PYTHON) benchmarks/augment.py
+	$(PYTHON) benchmarks/cli_startup.py
 
 lint: install
 	ruff format --check .
 	ruff check .
+	lint-imports

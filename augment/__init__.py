@@ -1,15 +1,12 @@
-"""kornia augmentations on protected frames: pointwise ones as they are, spatial ones keyed."""
+"""kornia augmentations on protected frames: pointwise ones as they are, spatial ones keyed.
+Names are imported on first use."""
 
-from .forms import KEYED_FORMS, POINTWISE_SAFE, KeyedAugmentationError, check_keyed
-from .keyed import KeyedAugmentation, keyed_augment
-from .readout import Readout
+import lazy_loader as _lazy
 
-__all__ = [
-    "KEYED_FORMS",
-    "POINTWISE_SAFE",
-    "KeyedAugmentation",
-    "KeyedAugmentationError",
-    "Readout",
-    "check_keyed",
-    "keyed_augment",
-]
+__getattr__, __dir__, __all__ = _lazy.attach(
+    __name__,
+    submod_attrs={
+        "forms": ["KEYED_FORMS", "POINTWISE_SAFE", "KeyedAugmentationError", "KeyedForm", "check_keyed"],
+        "keyed": ["KeyedAugmentation", "keyed_augment"],
+    },
+)

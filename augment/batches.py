@@ -9,10 +9,9 @@ import kornia.augmentation as K
 import torch
 from kornia.augmentation import AugmentationBase2D
 
-from ..pipelines.registry import Registry
-from .forms import check_keyed
+from ..base.registry import Registry
+from ..privacy import Key, Readout
 from .keyed import KeyedAugmentation
-from .readout import Readout
 
 
 def _kornia_augmentations() -> Registry[type]:
@@ -40,16 +39,16 @@ def create_augmentation(name: str, **options: Any) -> AugmentationBase2D:
 class BatchAugmentation:
     """Augment training batches: frames (B, C, H, W) and their targets, labels (B,) or masks (B, H, W).
 
-    With a readout the frames are protected and the spatial augmentations run in their keyed form
-    (masks are not supported there: dense training on protected frames has no keyed masks yet).
+    With a key the frames are protected (in `readout` order) and the spatial augmentations run in
+    their keyed form (masks are not supported there: dense training on protected frames has no keyed
+    masks yet).
     """
 
-    def __init__(self, augmentations: list[AugmentationBase2D], readout: Readout | None = None) -> None:
-        if readout is not None:
-            for aug in augmentations:
-                check_keyed(aug)
+    def __init__(
+        self, augmentations: list[AugmentationBase2D], key: Key | None = None, readout: Readout | None = None
+    ) -> None:
         self.augmentations = augmentations
-        self.keyed = None if readout is None else KeyedAugmentation(augmentations, readout)
+        self.keyed = None if key is None else KeyedAugmentation(augmentations, key, readout)
         self.with_masks = K.AugmentationSequential(*augmentations, data_keys=["input", "mask"])
 
     def __call__(self, frames: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..nets.stencil import F_PAD_MODES, pad_index
+from ..nets import F_PAD_MODES, pad_index
 
 # A kernel runs as two passes when its rank-one reconstruction is this close (relative).
 _SEPARABLE_TOLERANCE = 1e-6

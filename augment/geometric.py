@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from kornia.constants import SamplePadding
 
-from ..nets.stencil import F_PAD_MODES, pad_index
+from ..nets import F_PAD_MODES, pad_index
 from .taps import AxisMaps, SampleTaps, SeparableTaps, WarpTaps
 
 # Probe values are positions + 1 and must be exact in the frame's dtype.

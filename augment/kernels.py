@@ -5,7 +5,7 @@ reference they are tested against), but per chunk of output positions: find thei
 positions, their taps, the taps' keyed positions through the inverse readout (or its 2x2
 neighbour table), then sum one channel plane at a time. Outputs are in keyed order j; rows_of[j],
 cols_of[j] are the scene row and column of output position j. The index tables come from
-readout.py, as narrow as they can be: at 224x224 the random reads are the cost, and narrow tables
+tables.py, as narrow as they can be: at 224x224 the random reads are the cost, and narrow tables
 keep them in cache. Work is split into chunks of outputs so that a single frame still uses every
 core.
 """
@@ -105,7 +105,7 @@ def separable_gather(x, inv, rows_of, cols_of, row_index, col_index, width, fill
 @njit(parallel=True, cache=True)
 def separable_bilinear(x, neighbours, rows_of, cols_of, row_code, row_weight, col_code, col_weight, out, warmed):
     """separable() for bilinear resizing: two taps per axis on the same or the next row (column),
-    never off the frame. neighbours is readout.neighbour_table; row_code[b, r] + col_code[b, c] is
+    never off the frame. neighbours is tables.neighbour_table; row_code[b, r] + col_code[b, c] is
     4 * (scene position of the top-left tap) + 2 * (lower tap is the next row) + (right tap is the
     next column), as run.bilinear_codes makes them.
 
@@ -178,7 +178,7 @@ def warp(x, neighbours, rows_of, cols_of, inverse, height, width, padding, align
 
     Per chunk of outputs, taps first, then one channel plane at a time (as separable_bilinear);
     off-frame taps are N_in and read the fill colour in 'fill' padding, zero otherwise. Taps whose
-    2x2 square lies on the frame are one read of `neighbours` (readout.neighbour_table)."""
+    2x2 square lies on the frame are one read of `neighbours` (tables.neighbour_table)."""
     batch, channels, n_in = x.shape
     n_out = rows_of.shape[0]
     chunks = _chunks(n_out)

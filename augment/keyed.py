@@ -1,49 +1,75 @@
 """kornia augmentations on protected frames: pointwise ones as they are, spatial ones keyed.
 
-keyed_augment(aug, shuffle(x, p_in), readout, params) == shuffle(aug(x, params=params), p_out)
+keyed_augment(aug, shuffle(x, p_in), key, readout, params) == shuffle(aug(x, params=params), p_out)
 for the same sampled parameters, without forming the scene-order frame: the keyed forms
-(forms.py) turn kornia's parameters into taps over scene positions (taps.py) and read the
+(keyed_forms.py) turn kornia's parameters into taps over scene positions (taps.py) and read the
 protected frame through the readout permutation.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
-from kornia.augmentation.base import _AugmentationBase
 from torch import nn
 
+from ..privacy import Key, Readout
 from .forms import KEYED_FORMS, check_keyed
-from .readout import Readout
 from .run import Taps, run_taps
+from .tables import Order
 from .taps import SeparableTaps
 
 
 def keyed_augment(
-    aug: _AugmentationBase, x: torch.Tensor, readout: Readout, params: dict[str, torch.Tensor] | None = None
+    aug: Any,
+    x: torch.Tensor,
+    key: Key,
+    readout: Readout | None = None,
+    params: dict[str, torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """Apply kornia augmentation `aug` to protected frames x (B, C, H, W) in `readout` order.
+    """Apply one kornia augmentation to protected frames.
 
-    params: kornia's sampled parameters (aug.forward_parameters(x.shape)); sampled when None.
-    Returns (B, C, H_out, W_out) in the readout order of the output size.
+    Args:
+        aug: a kornia 2-D augmentation (pointwise, or one of KEYED_FORMS).
+        x: (B, C, H, W) float32 or float64 frames in the keyed order of `readout` under `key`.
+        key: the frames' key.
+        readout: the frames' order (default Readout()).
+        params: kornia's sampled parameters (aug.forward_parameters(x.shape)); sampled when None.
+
+    Returns:
+        (B, C, H_out, W_out) in the same readout's order at the output size.
     """
-    return KeyedAugmentation([aug], readout)(x, None if params is None else [params])
+    return KeyedAugmentation([aug], key, readout)(x, None if params is None else [params])
 
 
 class KeyedAugmentation(nn.Module):
-    """kornia augmentations in sequence, on protected frames (B, C, H, W) in `readout` order.
+    """kornia augmentations in sequence, on protected frames (B, C, H, W).
 
     Consecutive flips and crops are fused into the taps before them, so a crop + flip pipeline
     reads each frame once.
+
+    Args:
+        augmentations: kornia 2-D augmentations; one with no keyed form is a KeyedAugmentationError.
+        key: the frames' key.
+        readout: the frames' order (default Readout()).
+
+    Example:
+        >>> augment = KeyedAugmentation([K.RandomCrop((32, 32), padding=4)], key)  # doctest: +SKIP
+        >>> batch = augment(protected)  # doctest: +SKIP
     """
 
-    def __init__(self, augmentations: list[_AugmentationBase], readout: Readout) -> None:
+    def __init__(self, augmentations: list[Any], key: Key, readout: Readout | None = None) -> None:
         super().__init__()
+        readout = Readout() if readout is None else readout
+        if not isinstance(key, Key) or not isinstance(readout, Readout):
+            raise TypeError(f"expected a privcam Key and Readout, got {type(key).__name__}, {type(readout).__name__}")
         for aug in augmentations:
             check_keyed(aug)
         self.augmentations = nn.ModuleList(augmentations)
-        self.readout = readout
+        self.order = Order(key, readout)
 
     def forward(self, x: torch.Tensor, params: list[dict[str, torch.Tensor]] | None = None) -> torch.Tensor:
+        """x (B, C, H, W) protected frames; params: one dict per augmentation (sampled when None)."""
         _check_frames(x)
         if params is not None and len(params) != len(self.augmentations):
             raise ValueError(f"expected {len(self.augmentations)} parameter dicts, got {len(params)}")
@@ -58,15 +84,15 @@ class KeyedAugmentation(nn.Module):
                 if isinstance(pending, SeparableTaps) and isinstance(taps, SeparableTaps) and taps.is_gather:
                     pending = pending.then(taps)
                 else:
-                    x = x if pending is None else run_taps(x, pending, self.readout)
+                    x = x if pending is None else run_taps(x, pending, self.order)
                     pending = taps
                 shape = torch.Size((*shape[:2], *taps.size))
                 continue
-            x = x if pending is None else run_taps(x, pending, self.readout)
+            x = x if pending is None else run_taps(x, pending, self.order)
             pending = None
-            x = aug(x, params=p) if form is None else form.frames(aug, x, p, self.readout)
+            x = aug(x, params=p) if form is None else form.frames(aug, x, p, self.order)
             shape = x.shape
-        return x if pending is None else run_taps(x, pending, self.readout)
+        return x if pending is None else run_taps(x, pending, self.order)
 
 
 def _check_frames(x: torch.Tensor) -> None:

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from . import kernels
-from .readout import KeyedTable, Readout, inverse_table, neighbour_table, readout_index, scene_coordinates
+from .tables import KeyedTable, Order, inverse_table, neighbour_table, order_index, scene_coordinates
 from .taps import (
     PADDING_CODES,
     AxisMaps,
@@ -21,13 +21,13 @@ from .taps import (
 Taps = SeparableTaps | WarpTaps | SampleTaps
 
 
-def run_taps(x: torch.Tensor, taps: Taps, readout: Readout, fused: bool | None = None) -> torch.Tensor:
+def run_taps(x: torch.Tensor, taps: Taps, order: Order, fused: bool | None = None) -> torch.Tensor:
     """Apply taps to keyed frames; `fused` picks the CPU kernels (default: on CPU without autograd)."""
     if fused is None:
         fused = _fused_by_default(x)
     batch, channels, height, width = x.shape
     if fused and not isinstance(taps, SampleTaps):
-        rows_of, cols_of = scene_coordinates(readout, *taps.size)
+        rows_of, cols_of = scene_coordinates(order, *taps.size)
         frames = x.detach().contiguous().view(batch, channels, -1).numpy()
         out = torch.empty(batch, channels, taps.size[0] * taps.size[1], dtype=x.dtype)
         fill = _fill_array(taps.fill_value, channels)
@@ -35,23 +35,23 @@ def run_taps(x: torch.Tensor, taps: Taps, readout: Readout, fused: bool | None =
         in_hw = (height, width)
         if isinstance(taps, SeparableTaps) and taps.one_tap:
             kernels.separable_gather(
-                frames, inverse_table(readout, *in_hw), rows_of, cols_of, taps.rows.index[..., 0].contiguous().numpy(),
+                frames, inverse_table(order, *in_hw), rows_of, cols_of, taps.rows.index[..., 0].contiguous().numpy(),
                 taps.cols.index[..., 0].contiguous().numpy(), width, fill, out.numpy(), warmed,
             )  # fmt: skip
         elif isinstance(taps, SeparableTaps) and taps.two_taps_inside:
             kernels.separable_bilinear(
-                frames, neighbour_table(readout, *in_hw), rows_of, cols_of, bilinear_codes(taps.rows, 4 * width, 2),
+                frames, neighbour_table(order, *in_hw), rows_of, cols_of, bilinear_codes(taps.rows, 4 * width, 2),
                 taps.rows.weight.numpy(), bilinear_codes(taps.cols, 4, 1), taps.cols.weight.numpy(), out.numpy(),
                 warmed,
             )  # fmt: skip
         elif isinstance(taps, SeparableTaps):
             kernels.separable(
-                frames, inverse_table(readout, *in_hw), rows_of, cols_of, taps.rows.index.numpy(),
+                frames, inverse_table(order, *in_hw), rows_of, cols_of, taps.rows.index.numpy(),
                 taps.rows.weight.numpy(), taps.cols.index.numpy(), taps.cols.weight.numpy(), width, fill, out.numpy(),
             )  # fmt: skip
         else:
             kernels.warp(
-                frames, neighbour_table(readout, *in_hw), rows_of, cols_of, taps.inverse.numpy(), height, width,
+                frames, neighbour_table(order, *in_hw), rows_of, cols_of, taps.inverse.numpy(), height, width,
                 PADDING_CODES[taps.padding], taps.align_corners, fill, taps.chosen.numpy(), out.numpy(), warmed,
             )  # fmt: skip
         return out.view(batch, channels, *taps.size)
@@ -60,8 +60,8 @@ def run_taps(x: torch.Tensor, taps: Taps, readout: Readout, fused: bool | None =
         taps = taps.expand(width)
     elif isinstance(taps, WarpTaps):
         taps = taps.expand((height, width))
-    inv_in = readout_index(readout, True, height, width, x.device)
-    perm_out = readout_index(readout, False, *taps.size, x.device)
+    inv_in = order_index(order, True, height, width, x.device)
+    perm_out = order_index(order, False, *taps.size, x.device)
     return apply_sample_taps(x, taps, inv_in, perm_out)
 
 

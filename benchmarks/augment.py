@@ -20,8 +20,8 @@ import time
 import kornia.augmentation as K
 import torch
 
-from privcam.augment import KeyedAugmentation, Readout
-from privcam.privacy import Key, readout_permutation, shuffle
+from privcam.augment import KeyedAugmentation
+from privcam.privacy import Key, Readout, shuffle
 
 # Untimed first rounds: numba compiles on first use, and the allocator settles on reusing large
 # buffers only after a few calls (before that, every new output page-faults).
@@ -55,9 +55,9 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def time_case(augs, frames, protected, readout, rounds, device) -> tuple[float, float]:
+def time_case(augs, frames, protected, key, rounds, device) -> tuple[float, float]:
     """Median times of the kornia pipeline on scenes and of KeyedAugmentation on protected frames."""
-    keyed = KeyedAugmentation(augs, readout)
+    keyed = KeyedAugmentation(augs, key)
     plain_times, keyed_times = [], []
     for _ in range(WARMUP + rounds):
         params = [aug.forward_parameters(frames.shape) for aug in augs]
@@ -75,15 +75,16 @@ def time_case(augs, frames, protected, readout, rounds, device) -> tuple[float, 
     return statistics.median(plain_times[WARMUP:]), statistics.median(keyed_times[WARMUP:])
 
 
-def check(augs, batch: int, size: int, readout: Readout, device: torch.device) -> float:
+def check(augs, batch: int, size: int, key: Key, device: torch.device) -> float:
     """Max |keyed(shuffle(x)) - shuffle(plain(x))| for the same parameters, float64 frames."""
     x = torch.rand(batch, 3, size, size, dtype=torch.float64, device=device)
     params, plain = [], x
     for aug in augs:
         params.append(aug.forward_parameters(plain.shape))
         plain = aug(plain, params=params[-1])
-    keyed = KeyedAugmentation(augs, readout)(shuffle(x, readout.permutation(size, size)), params)
-    return (keyed - shuffle(plain, readout.permutation(*plain.shape[-2:]))).abs().max().item()
+    readout = Readout()
+    keyed = KeyedAugmentation(augs, key, readout)(shuffle(x, readout.permutation(key, size, size)), params)
+    return (keyed - shuffle(plain, readout.permutation(key, *plain.shape[-2:]))).abs().max().item()
 
 
 def main() -> None:
@@ -95,20 +96,19 @@ def main() -> None:
     device = torch.device(args.device)
     torch.manual_seed(0)
     key = Key.generate()
-    readout = Readout(key)
     print(f"device {device}; times are medians of {args.rounds} rounds; ratio = keyed / plain")
     for batch, size in ((256, 32), (16, 224)):
         frames = torch.rand(batch, 3, size, size, device=device)
-        protected = shuffle(frames, readout_permutation(key, size, size))
+        protected = shuffle(frames, Readout().permutation(key, size, size))
         print(f"\nbatch {batch}, {size}x{size}")
         with torch.no_grad():  # one untimed pass over every case first (see WARMUP)
             for augs in pipelines(size).values():
-                time_case(augs, frames, protected, readout, 1, device)
+                time_case(augs, frames, protected, key, 1, device)
         for name, augs in pipelines(size).items():
             if args.check:
-                print(f"  {name:45s} max |keyed - plain| {check(augs, min(batch, 16), size, readout, device):.1e}")
+                print(f"  {name:45s} max |keyed - plain| {check(augs, min(batch, 16), size, key, device):.1e}")
             with torch.no_grad():
-                plain, keyed = time_case(augs, frames, protected, readout, args.rounds, device)
+                plain, keyed = time_case(augs, frames, protected, key, args.rounds, device)
             print(
                 f"  {name:45s} plain {plain * 1000:8.2f} ms  keyed {keyed * 1000:8.2f} ms  ratio {keyed / plain:5.2f}x"
             )

@@ -17,7 +17,7 @@ import time
 import numpy as np
 import torch
 
-from privcam.privacy import Key, readout_permutation, shuffle, unshuffle
+from privcam.privacy import Key, Readout, shuffle, unshuffle
 
 
 def median_seconds(fn, rounds: int) -> float:
@@ -40,13 +40,14 @@ def main() -> None:
     frame = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
     frame_t = torch.from_numpy(frame).permute(2, 0, 1).contiguous()
     random_keys = rng.integers(0, 2**63, height * width, dtype=np.uint64)
-    perm = readout_permutation(key, height, width)
+    perm = Readout().permutation(key, height, width)
     nonces = itertools.count(1)  # readout permutations are cached: a new nonce forces a fresh one
+    pixel, quad = Readout(mode="per_frame"), Readout(unit="quad", mode="per_frame")
 
     rows = [
         ("baseline: argsort of 2M uint64", lambda: np.argsort(random_keys, kind="stable")),
-        ("readout_permutation 1080x1920", lambda: readout_permutation(key, height, width, nonce=next(nonces))),
-        ("readout_permutation quad", lambda: readout_permutation(key, height, width, "quad", nonce=next(nonces))),
+        ("readout permutation 1080x1920", lambda: pixel.for_frame(next(nonces)).permutation(key, height, width)),
+        ("readout permutation quad", lambda: quad.for_frame(next(nonces)).permutation(key, height, width)),
         ("baseline: copy of the RGB frame", lambda: frame.copy()),
         ("shuffle numpy (H, W, 3) uint8", lambda: shuffle(frame, perm)),
         ("unshuffle numpy (H, W, 3) uint8", lambda: unshuffle(frame, perm)),
@@ -57,9 +58,9 @@ def main() -> None:
         print(f"{label:<34} {seconds * 1000:8.2f} ms")
     sort = times["baseline: argsort of 2M uint64"]
     copy = times["baseline: copy of the RGB frame"]
-    print(f"\npermutation / argsort baseline: {times['readout_permutation 1080x1920'] / sort:.2f}x")
+    print(f"\npermutation / argsort baseline: {times['readout permutation 1080x1920'] / sort:.2f}x")
     print(f"numpy shuffle / frame copy:     {times['shuffle numpy (H, W, 3) uint8'] / copy:.2f}x")
-    perm_s = times["readout_permutation 1080x1920"]
+    perm_s = times["readout permutation 1080x1920"]
     shuffle_ms = times["shuffle numpy (H, W, 3) uint8"] * 1000
     print(f"target permutation < 0.5 s: {perm_s:.3f} s, {'met' if perm_s < 0.5 else 'MISSED'}")
     print(f"target shuffle a few ms (<= 5 ms): {shuffle_ms:.2f} ms, {'met' if shuffle_ms <= 5 else 'MISSED'}")

@@ -1,4 +1,4 @@
-"""Per-frame key rotation: the cost of a new readout nonce per frame against a fixed key, batch 1.
+"""Per-frame key rotation: the cost of a new readout nonce per frame against one fixed order, batch 1.
 
     python benchmarks/nonce.py [--rounds R]
 
@@ -17,7 +17,7 @@ import time
 import torch
 
 from privcam.nets import create_model, to_keyed
-from privcam.privacy import Key, readout_permutation, shuffle
+from privcam.privacy import Key, Readout, shuffle
 
 
 def main() -> None:
@@ -31,14 +31,15 @@ def main() -> None:
         ("resnet18", create_model("resnet18"), (3, 224, 224)),
     ]
     for name, model, size in cases:
-        keyed = to_keyed(model.eval(), key, size, fold_batchnorm=True)
-        frame = shuffle(torch.randn(1, *size), readout_permutation(key, size[1], size[2]))
+        readout = Readout(mode="per_frame").for_frame(0)
+        keyed = to_keyed(model.eval(), key, size, readout=readout, fold_batchnorm=True)
+        frame = shuffle(torch.randn(1, *size), keyed.input_permutation)
         fixed, rotating = [], []
         with torch.inference_mode():
             keyed(frame)
             for _ in range(args.rounds):
                 start = time.perf_counter()
-                keyed.set_input_nonce(key, None)  # the fixed key: its tables are cached after the first call
+                keyed.set_input_nonce(key, 0)  # one fixed order: its tables are cached after the first call
                 keyed(frame)
                 fixed.append(time.perf_counter() - start)
                 start = time.perf_counter()

@@ -56,7 +56,7 @@ def main() -> None:
         baseline = fps(bare_numpy_loop(image), max(3, args.frames // 4))
         cases = {
             "generic_cmos RGB, keyed pixel readout": Sensor.from_preset("generic_cmos"),
-            "generic_cmos RGB, per-frame nonce": Sensor.from_preset("generic_cmos", readout={"nonce": "per_frame"}),
+            "generic_cmos RGB, per-frame nonce": Sensor.from_preset("generic_cmos", readout={"mode": "per_frame"}),
             "phone_imx363 Bayer, keyed quad readout": Sensor.from_preset("phone_imx363"),
         }
         print(f"\n{width}x{height}: baseline bare NumPy Poisson+Gaussian+ADC {baseline:6.1f} fps")

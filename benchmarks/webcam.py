@@ -16,10 +16,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from privcam.pipelines.config import load_run_config
-from privcam.pipelines.data import make_sensor
-from privcam.pipelines.runner import load_or_create_key
-from privcam.pipelines.webcam import run_loop, synthetic_scene
+from privcam.pipelines.capture import make_sensor
+from privcam.pipelines.config import WebcamParams, load_run_config
+from privcam.pipelines.keys import load_or_create_key
+from privcam.pipelines.tasks.webcam import run_loop, synthetic_scene
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -43,8 +43,6 @@ def main() -> None:
         baseline = 1.0 / statistics.median(samples[5:])
         params = config.task | {"frames": args.frames, "headless": True, "record": f"{tmp}/bench.mp4"}
         params.pop("name")
-        from privcam.pipelines.webcam import WebcamParams
-
         stats = run_loop(config, WebcamParams(**params), key, Path(tmp))
     print(f"sensor capture alone (baseline): {baseline:.1f} fps")
     print(f"whole webcam loop: median {stats['fps_median']} fps, mean {stats['fps_mean']} fps, "

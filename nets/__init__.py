@@ -1,16 +1,14 @@
-"""Keyed (deformable) operators, the model converter and the model zoo."""
+"""Keyed (deformable) operators, the model converter and the model zoo. Names are imported on first use."""
 
-from .convert import BACKENDS, KeyConversionError, to_keyed
-from .keyed_model import KeyedModel, KeyMismatchError
-from .zoo import create_model, list_models, register_model
+import lazy_loader as _lazy
 
-__all__ = [
-    "BACKENDS",
-    "KeyConversionError",
-    "KeyMismatchError",
-    "KeyedModel",
-    "create_model",
-    "list_models",
-    "register_model",
-    "to_keyed",
-]
+__getattr__, __dir__, __all__ = _lazy.attach(
+    __name__,
+    submod_attrs={
+        "convert": ["BACKENDS", "KeyConversionError", "to_keyed"],
+        "keyed_model": ["KeyedModel", "KeyMismatchError"],
+        "stencil": ["F_PAD_MODES", "PADDING_MODES", "pad_index"],
+        "loading": ["load_keyed"],
+        "zoo": ["MODELS", "create_model", "list_models", "register_model"],
+    },
+)

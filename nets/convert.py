@@ -16,8 +16,7 @@ from torch import nn
 from torch.fx.passes.shape_prop import ShapeProp
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from ..privacy import Key, permutation, readout_permutation
-from ..privacy.schedule import READOUT_UNITS
+from ..privacy import Key, Readout, permutation
 from . import layout as rules
 from .keyed_model import BuildStats, InputConsumer, KeyedModel
 from .ops.conv import KeyedConv2d
@@ -81,28 +80,51 @@ def to_keyed(
     model: nn.Module,
     key: Key,
     input_size: tuple[int, int, int],
+    readout: Readout | None = None,
     backend: Backend = "gather",
-    unit: str = "pixel",
-    block: int = 8,
-    nonce: int | None = None,
     fold_batchnorm: bool = False,
 ) -> KeyedModel:
-    """Convert `model` into a KeyedModel for frames shuffled by readout_permutation(key, H, W, unit, block, nonce).
+    """Convert `model` into the equivalent network on frames in the keyed order of `readout`.
 
-    input_size is (C, H, W). The result returns what `model` returns on the plain frame; a dense
-    (spatial) output comes in the keyed order `keyed.output_permutation`. fold_batchnorm folds
-    eval-mode BatchNorm into the convolution before it (inference only). `model` is not changed.
+    The result returns what `model` returns on the plain frame; a dense (spatial) output comes in
+    the keyed order `keyed.output_permutation`. Every internal map gets its own permutation from
+    the key (labels from the graph's node names), so (weights, key, settings) rebuild it exactly.
+    `model` is not changed.
+
+    Args:
+        model: a plain nn.Module that torch.fx can trace.
+        key: the key the frames were read out with.
+        input_size: (C, H, W) of the frames.
+        readout: the frames' order (default Readout(): pixel units, "paper" mode); a "per_frame"
+            readout carries the first frame's nonce, and set_input_nonce moves to the next ones.
+        backend: "gather" (index tables + GEMM; fast, supports backward) or "deform"
+            (torchvision's deform_conv2d with integer offsets, the paper's formulation).
+        fold_batchnorm: fold eval-mode BatchNorm into the convolution before it (inference only).
+
+    Returns:
+        A KeyedModel taking keyed frames (B, C, H, W).
+
+    Raises:
+        KeyConversionError: an op with no keyed form, naming the graph node and the op.
+
+    Example:
+        >>> keyed = to_keyed(model.eval(), key, (3, 32, 32), fold_batchnorm=True)  # doctest: +SKIP
+        >>> logits = keyed(shuffle(frames, keyed.input_permutation))  # == model(frames)  # doctest: +SKIP
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch nn.Module, got {type(model).__name__}")
     if not isinstance(key, Key):
         raise TypeError(f"key must be a privcam Key, got {type(key).__name__}")
+    readout = Readout() if readout is None else readout
+    if not isinstance(readout, Readout):
+        raise TypeError(f"readout must be a privcam Readout, got {type(readout).__name__}")
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    if unit not in READOUT_UNITS:
-        raise ValueError(f"unit must be one of {READOUT_UNITS}, got {unit!r}")
     if len(input_size) != 3 or not all(isinstance(s, int) and s > 0 for s in input_size):
         raise ValueError(f"input_size must be (C, H, W) positive integers, got {input_size!r}")
     if fold_batchnorm and model.training:
         raise ValueError("fold_batchnorm=True needs the model in eval mode (call model.eval() first)")
+    readout.check_size(*input_size[1:])
 
     channels, height, width = input_size
     started = time.perf_counter()
@@ -114,7 +136,7 @@ def to_keyed(
     layouts, spatial_ops, folds = _analyse(graph_module, classes)
     planned = time.perf_counter()
 
-    input_perm = readout_permutation(key, height, width, unit, block, nonce)
+    input_perm = readout.permutation(key, height, width)
     perms = _assign_permutations(classes, key, input_perm)
 
     def perm_of(value: Keyed) -> np.ndarray:
@@ -148,9 +170,7 @@ def to_keyed(
         key_fingerprint=key.fingerprint,
         input_size=(channels, height, width),
         backend=backend,
-        unit=unit,
-        block=block,
-        nonce=nonce,
+        readout=readout,
         fold_batchnorm=fold_batchnorm,
         input_permutation=input_perm,
         input_consumers=input_consumers,

@@ -11,12 +11,11 @@ import numpy as np
 import torch
 from torch import fx, nn
 
-from ..privacy import Key, readout_permutation
-from ..privacy.atomic import atomic_write
+from ..base.store import FileFormat
+from ..privacy import Key, Readout
 
-CHECKPOINT_FORMAT = "privcam-keyed-model"
-CHECKPOINT_VERSION = 1
-NONCE_CACHE_SIZE = 32  # first-layer tables kept for recent nonces
+KEYED_MODEL_FILE = FileFormat("keyed-model", 2)
+INPUT_CACHE_SIZE = 32  # first-layer tables kept for recent input readouts (per-frame nonces)
 
 
 class KeyMismatchError(ValueError):
@@ -44,7 +43,8 @@ class InputConsumer:
 class KeyedModel(nn.Module):
     """A network that reads keyed frames (B, C, H, W) and returns what the plain network returns.
 
-    Built by `privcam.nets.to_keyed`; a dense output comes in keyed order `output_permutation`.
+    Built by `privcam.nets.to_keyed`. `readout` is the order of the frames it reads (with the
+    current nonce in "per_frame" mode); a dense output comes in keyed order `output_permutation`.
     """
 
     def __init__(
@@ -54,9 +54,7 @@ class KeyedModel(nn.Module):
         key_fingerprint: str,
         input_size: tuple[int, int, int],
         backend: str,
-        unit: str,
-        block: int,
-        nonce: int | None,
+        readout: Readout,
         fold_batchnorm: bool,
         input_permutation: np.ndarray,
         output_permutation: np.ndarray | None,
@@ -68,15 +66,13 @@ class KeyedModel(nn.Module):
         self.key_fingerprint = key_fingerprint
         self.input_size = tuple(input_size)
         self.backend = backend
-        self.unit = unit
-        self.block = block
-        self.nonce = nonce
+        self.readout = readout
         self.fold_batchnorm = fold_batchnorm
         self.input_permutation = input_permutation
         self.output_permutation = output_permutation
         self.build_stats = build_stats
         self._input_consumers = input_consumers
-        self._nonce_tables: dict[int | None, tuple[np.ndarray, list[dict[str, torch.Tensor]]]] = {}
+        self._input_tables: dict[Readout, tuple[np.ndarray, list[dict[str, torch.Tensor]]]] = {}
 
     @property
     def conversion_settings(self) -> dict[str, Any]:
@@ -84,9 +80,7 @@ class KeyedModel(nn.Module):
         return {
             "input_size": list(self.input_size),
             "backend": self.backend,
-            "unit": self.unit,
-            "block": self.block,
-            "nonce": self.nonce,
+            "readout": self.readout.to_dict(),
             "fold_batchnorm": self.fold_batchnorm,
         }
 
@@ -101,12 +95,18 @@ class KeyedModel(nn.Module):
             frames = frames.contiguous(memory_format=torch.channels_last)
         return self.graph_module(frames)
 
-    def set_input_nonce(self, key: Key, nonce: int | None) -> None:
-        """Read frames shuffled with readout nonce `nonce` from now on (per-frame key rotation).
+    def set_input_readout(self, key: Key, readout: Readout) -> None:
+        """Read frames in `readout` order from now on, e.g. the next frame of a "per_frame" stream.
 
         Only the tables of the ops that read the frame itself change; every later map keeps its
-        order. The tables of recent nonces are cached. Needs the key the model was converted with.
+        order. The tables of recent readouts are cached. Needs the key the model was converted with.
+
+        Args:
+            key: the key the model was converted with.
+            readout: the order of the next frames; for "per_frame", with their nonce.
         """
+        if not isinstance(readout, Readout):
+            raise TypeError(f"expected a privcam Readout, got {type(readout).__name__}")
         if key.fingerprint != self.key_fingerprint:
             raise KeyMismatchError(
                 f"this model was keyed with fingerprint {self.key_fingerprint}, not {key.fingerprint}"
@@ -114,27 +114,32 @@ class KeyedModel(nn.Module):
         if self._input_consumers is None:
             raise ValueError(
                 "this network uses the frame's order beyond its first layers (a residual or a Linear on the "
-                "frame); per-frame nonces need a network whose input feeds only spatial ops"
+                "frame); a new input readout needs a network whose input feeds only spatial ops"
             )
-        cached = self._nonce_tables.get(nonce)
+        cached = self._input_tables.get(readout)
         if cached is None:
             _, height, width = self.input_size
-            perm = readout_permutation(key, height, width, self.unit, self.block, nonce)
+            perm = readout.permutation(key, height, width)
             buffers = [c.module.keyed_buffers(c.stencil, perm, c.output_permutation) for c in self._input_consumers]
-            cached = self._nonce_tables[nonce] = (perm, buffers)
-            while len(self._nonce_tables) > NONCE_CACHE_SIZE:
-                self._nonce_tables.pop(next(iter(self._nonce_tables)))
+            cached = self._input_tables[readout] = (perm, buffers)
+            while len(self._input_tables) > INPUT_CACHE_SIZE:
+                self._input_tables.pop(next(iter(self._input_tables)))
         perm, buffers = cached
         for consumer, consumer_buffers in zip(self._input_consumers, buffers, strict=True):
             consumer.module.rekey(consumer_buffers)
         self.input_permutation = perm
-        self.nonce = nonce
+        self.readout = readout
 
-    def forward_nonces(self, frames: torch.Tensor, nonces: list[int | None], key: Key) -> torch.Tensor:
-        """A batch whose frames carry different readout nonces: frames sharing a nonce run together."""
+    def set_input_nonce(self, key: Key, nonce: int) -> None:
+        """Read the frames of nonce `nonce` of this model's "per_frame" readout from now on."""
+        self.set_input_readout(key, self.readout.for_frame(nonce))
+
+    def forward_nonces(self, frames: torch.Tensor, nonces: list[int], key: Key) -> torch.Tensor:
+        """A batch of "per_frame" frames (B, C, H, W), frame i read out with nonces[i]: frames sharing
+        a nonce run together. Returns the outputs in the batch's order."""
         if len(nonces) != len(frames):
             raise ValueError(f"expected one nonce per frame: {len(frames)} frames, {len(nonces)} nonces")
-        groups: dict[int | None, list[int]] = {}
+        groups: dict[int, list[int]] = {}
         for index, nonce in enumerate(nonces):
             groups.setdefault(nonce, []).append(index)
         outputs, order = [], []
@@ -149,46 +154,14 @@ class KeyedModel(nn.Module):
         return merged[torch.argsort(torch.tensor(order))]
 
     def extra_repr(self) -> str:
-        return f"key={self.key_fingerprint}, input_size={self.input_size}, backend={self.backend!r}, unit={self.unit!r}"
+        return f"key={self.key_fingerprint}, input_size={self.input_size}, backend={self.backend!r}, {self.readout}"
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write state dict, key fingerprint and shapes (never the key) atomically to `path`."""
-        path = Path(path)
+        """Write state dict, key fingerprint and conversion settings (never the key) atomically;
+        privcam.nets.load_keyed rebuilds the network from them, the architecture and the key."""
         payload = {
-            "format": CHECKPOINT_FORMAT,
-            "version": CHECKPOINT_VERSION,
             "key_fingerprint": self.key_fingerprint,
             "settings": self.conversion_settings,
             "state_dict": self.state_dict(),
         }
-        with atomic_write(path) as f:
-            torch.save(payload, f)
-        return path
-
-    @classmethod
-    def load(cls, path: str | os.PathLike, model: nn.Module, key: Key, map_location: Any = "cpu") -> KeyedModel:
-        """Rebuild a saved keyed network from its architecture (`model`) and `key`, then load its weights."""
-        from .convert import to_keyed
-
-        try:
-            payload = torch.load(path, map_location=map_location, weights_only=True)
-        except FileNotFoundError:
-            raise
-        except Exception as err:
-            raise ValueError(f"{path} is not a readable privcam keyed checkpoint: {err}") from None
-        if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"{path} is not a privcam keyed checkpoint (format {CHECKPOINT_FORMAT!r})")
-        if payload.get("version") != CHECKPOINT_VERSION:
-            raise ValueError(f"{path} has checkpoint version {payload.get('version')}, expected {CHECKPOINT_VERSION}")
-        if payload["key_fingerprint"] != key.fingerprint:
-            raise KeyMismatchError(
-                f"{path} was made with the key of fingerprint {payload['key_fingerprint']}, "
-                f"but the key given has fingerprint {key.fingerprint}"
-            )
-        settings = dict(payload["settings"])
-        settings["input_size"] = tuple(settings["input_size"])
-        if settings["fold_batchnorm"]:
-            model = model.eval()
-        keyed = to_keyed(model, key, **settings)
-        keyed.load_state_dict(payload["state_dict"])
-        return keyed
+        return KEYED_MODEL_FILE.save(path, payload)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..privacy.schedule import inverse_permutation
+from ..privacy import inverse_permutation, key_table
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 # torch.nn.functional.pad's mode names (as kornia passes them on) -> pad_index's.
@@ -53,15 +53,6 @@ class Stencil:
 
     def keyed_weight(self, perm_out: np.ndarray) -> np.ndarray:
         return self.weight[perm_out]
-
-
-def key_table(index: np.ndarray, inverse_in: np.ndarray, perm_out: np.ndarray) -> np.ndarray:
-    """keyed[j, t] = inverse_in[index[perm_out[j], t]]: plain taps (L_out, taps) read in keyed order;
-    taps outside the image (-1) point at row L_in, one past the input."""
-    rows = index[perm_out]
-    keyed = inverse_in[rows]
-    keyed[rows < 0] = inverse_in.size
-    return keyed
 
 
 def combine(rows: AxisTaps, cols: AxisTaps, in_hw: tuple[int, int]) -> Stencil:

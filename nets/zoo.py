@@ -1,113 +1,72 @@
-"""Model zoo: plain architectures by name (`create_model`), each one decorated builder."""
+"""Model zoo: plain architectures by name (`create_model`), each one decorated builder.
+
+Builders import their architecture when called, so listing the zoo (the CLI's `info` and
+`validate`) does not import torch.
+"""
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-import torch
-import torch.nn.functional as F
-import torchvision
-from torch import nn
+from ..base.registry import Registry
 
-_MODELS: dict[str, Callable[..., nn.Module]] = {}
+if TYPE_CHECKING:
+    from torch import nn
+
+MODELS: Registry[Callable[..., nn.Module]] = Registry("model")
 
 
 def register_model(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
     """Add a builder to the zoo under its function name."""
-    if builder.__name__ in _MODELS:
-        raise ValueError(f"model {builder.__name__!r} is registered twice")
-    _MODELS[builder.__name__] = builder
-    return builder
+    return MODELS.register(builder.__name__)(builder)
 
 
 def list_models() -> list[str]:
-    return sorted(_MODELS)
+    return MODELS.names()
 
 
-def create_model(name: str, **kwargs) -> nn.Module:
-    """Build a registered architecture, e.g. create_model("vgg16_bn_cifar", num_classes=10)."""
-    if name not in _MODELS:
-        close = difflib.get_close_matches(name, _MODELS, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ValueError(f"unknown model {name!r}{hint}; available: {', '.join(list_models())}")
-    return _MODELS[name](**kwargs)
+def create_model(name: str, **kwargs: Any) -> nn.Module:
+    """Build a registered architecture with random weights.
 
+    Args:
+        name: a name from list_models().
+        kwargs: the builder's options, e.g. num_classes and in_channels.
 
-def _conv_bn_relu(c_in: int, c_out: int, **conv_kwargs) -> list[nn.Module]:
-    return [
-        nn.Conv2d(c_in, c_out, 3, padding=1, bias=False, **conv_kwargs),
-        nn.BatchNorm2d(c_out),
-        nn.ReLU(inplace=True),
-    ]
-
-
-class VGGCifar(nn.Module):
-    """VGG16-BN for 32x32 inputs: 13 conv+BN+ReLU, 5 max pools, classifier on 512 features."""
-
-    config = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
-
-    def __init__(self, num_classes: int = 10, in_channels: int = 3) -> None:
-        super().__init__()
-        layers: list[nn.Module] = []
-        channels = in_channels
-        for item in self.config:
-            if item == "M":
-                layers.append(nn.MaxPool2d(2, 2))
-            else:
-                layers += _conv_bn_relu(channels, item)
-                channels = item
-        self.features = nn.Sequential(*layers)
-        self.classifier = nn.Sequential(
-            nn.Dropout(0.5),
-            nn.Linear(512, 512),
-            nn.ReLU(inplace=True),
-            nn.Dropout(0.5),
-            nn.Linear(512, 512),
-            nn.ReLU(inplace=True),
-            nn.Linear(512, num_classes),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(torch.flatten(self.features(x), 1))
+    Example:
+        >>> model = create_model("vgg16_bn_cifar", num_classes=10)  # doctest: +SKIP
+    """
+    return MODELS.get(name)(**kwargs)
 
 
 @register_model
 def vgg16_bn_cifar(num_classes: int = 10, in_channels: int = 3) -> nn.Module:
     """The paper's network (Perez et al. 2024, Table 1): VGG16 with BatchNorm for CIFAR-10."""
+    from .architectures import VGGCifar
+
     return VGGCifar(num_classes, in_channels)
-
-
-def _first_conv_for(model: nn.Module, in_channels: int) -> nn.Module:
-    """Replace a torchvision model's RGB stem by one for `in_channels`."""
-    if in_channels == 3:
-        return model
-    stem = model.conv1 if hasattr(model, "conv1") else model.features[0][0]
-    new = nn.Conv2d(
-        in_channels, stem.out_channels, stem.kernel_size, stem.stride, stem.padding, bias=stem.bias is not None
-    )
-    if hasattr(model, "conv1"):
-        model.conv1 = new
-    else:
-        model.features[0][0] = new
-    return model
 
 
 @register_model
 def resnet18(num_classes: int = 1000, in_channels: int = 3) -> nn.Module:
-    return _first_conv_for(torchvision.models.resnet18(num_classes=num_classes), in_channels)
+    from .architectures import torchvision_classifier
+
+    return torchvision_classifier("resnet18", num_classes, in_channels)
 
 
 @register_model
 def resnet50(num_classes: int = 1000, in_channels: int = 3) -> nn.Module:
-    return _first_conv_for(torchvision.models.resnet50(num_classes=num_classes), in_channels)
+    from .architectures import torchvision_classifier
+
+    return torchvision_classifier("resnet50", num_classes, in_channels)
 
 
 @register_model
 def mobilenet_v2(num_classes: int = 10, in_channels: int = 3, width_mult: float = 1.0) -> nn.Module:
     """torchvision's MobileNetV2 (inverted residuals with depthwise convolutions)."""
-    model = torchvision.models.mobilenet_v2(num_classes=num_classes, width_mult=width_mult)
-    return _first_conv_for(model, in_channels)
+    from .architectures import torchvision_classifier
+
+    return torchvision_classifier("mobilenet_v2", num_classes, in_channels, width_mult=width_mult)
 
 
 @register_model
@@ -117,81 +76,22 @@ def small_cnn(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
     Its classifier reads the 7x7 map through flatten + Linear, so keying folds the permutation
     into the Linear's columns.
     """
-    return nn.Sequential(
-        *_conv_bn_relu(in_channels, 32),
-        *_conv_bn_relu(32, 32),
-        nn.MaxPool2d(2),
-        *_conv_bn_relu(32, 64),
-        *_conv_bn_relu(64, 64),
-        nn.MaxPool2d(2),
-        nn.Flatten(),
-        nn.Dropout(0.3),
-        nn.Linear(64 * 7 * 7, 64),
-        nn.ReLU(inplace=True),
-        nn.Linear(64, num_classes),
-    )
+    from .architectures import small_cnn
 
-
-class PreActBlock(nn.Module):
-    """Pre-activation basic block (He et al. 2016): BN-ReLU-conv twice, identity or 1x1 shortcut."""
-
-    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
-        super().__init__()
-        self.bn1, self.conv1 = nn.BatchNorm2d(c_in), nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
-        self.bn2, self.conv2 = nn.BatchNorm2d(c_out), nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
-        self.shortcut = None if stride == 1 and c_in == c_out else nn.Conv2d(c_in, c_out, 1, stride, bias=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.bn1(x))
-        shortcut = x if self.shortcut is None else self.shortcut(out)
-        out = self.conv2(F.relu(self.bn2(self.conv1(out))))
-        return out + shortcut
+    return small_cnn(num_classes, in_channels)
 
 
 @register_model
 def preresnet110(num_classes: int = 10, in_channels: int = 3) -> nn.Module:
     """PreResNet-110 for 32x32 inputs (the paper's Table 2 network): 3 stages of 18 blocks."""
-    layers: list[nn.Module] = [nn.Conv2d(in_channels, 16, 3, padding=1, bias=False)]
-    c_in = 16
-    for stage, width in enumerate((16, 32, 64)):
-        for block in range(18):
-            layers.append(PreActBlock(c_in, width, 2 if stage > 0 and block == 0 else 1))
-            c_in = width
-    layers += [
-        nn.BatchNorm2d(64),
-        nn.ReLU(inplace=True),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(64, num_classes),
-    ]
-    return nn.Sequential(*layers)
+    from .architectures import preresnet110
 
-
-class SmallUNet(nn.Module):
-    """Two-level U-Net: max-pool encoder, upsampling decoder with skip concatenation."""
-
-    def __init__(self, num_classes: int = 2, in_channels: int = 3, width: int = 16) -> None:
-        super().__init__()
-        self.enc1 = nn.Sequential(*_conv_bn_relu(in_channels, width), *_conv_bn_relu(width, width))
-        self.enc2 = nn.Sequential(*_conv_bn_relu(width, 2 * width), *_conv_bn_relu(2 * width, 2 * width))
-        self.bottleneck = nn.Sequential(*_conv_bn_relu(2 * width, 4 * width), *_conv_bn_relu(4 * width, 4 * width))
-        self.pool = nn.MaxPool2d(2)
-        self.up = nn.Upsample(scale_factor=2, mode="nearest")
-        self.dec2 = nn.Sequential(*_conv_bn_relu(6 * width, 2 * width))
-        self.dec1 = nn.Sequential(*_conv_bn_relu(3 * width, width))
-        self.head = nn.Conv2d(width, num_classes, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        skip1 = self.enc1(x)
-        skip2 = self.enc2(self.pool(skip1))
-        bottom = self.bottleneck(self.pool(skip2))
-        up2 = F.interpolate(bottom, size=skip2.shape[-2:], mode="bilinear", align_corners=False)
-        d2 = self.dec2(torch.cat([up2, skip2], dim=1))
-        d1 = self.dec1(torch.cat([self.up(d2), skip1], dim=1))
-        return self.head(d1)
+    return preresnet110(num_classes, in_channels)
 
 
 @register_model
 def unet_small(num_classes: int = 2, in_channels: int = 3, width: int = 16) -> nn.Module:
     """A small U-Net for dense prediction (segmentation)."""
+    from .architectures import SmallUNet
+
     return SmallUNet(num_classes, in_channels, width)

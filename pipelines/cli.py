@@ -1,4 +1,8 @@
-"""The privcam command: run, validate, keygen, characterize, info."""
+"""The privcam command: run, validate, keygen, characterize, info, webcam, make-shapes.
+
+Heavy modules (torch, kornia, OpenCV) are imported by the commands that use them, so that
+`privcam --help`, `privcam info` and `privcam validate` start at once.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +10,8 @@ import argparse
 import json
 import platform
 import sys
+from importlib import metadata
 from pathlib import Path
-
-import torch
-
-from .. import __version__
-from ..augment import KEYED_FORMS, POINTWISE_SAFE
-from ..nets import list_models
-from ..privacy import Key
-from ..sensor import preset_names
-from . import tasks  # noqa: F401  (registers the tasks)
-from .config import load_run_config
-from .data import DATA_SOURCES
-from .runner import TASKS, run, validate
 
 USER_ERROR_EXIT = 2
 
@@ -34,9 +27,10 @@ def main(argv: list[str] | None = None) -> int:
     keygen.add_argument("path", type=Path)
     keygen.add_argument("--force", action="store_true", help="replace an existing key file")
     characterize = commands.add_parser("characterize", help="EMVA 1288 characterisation of a sensor preset")
-    characterize.add_argument("--sensor", required=True, choices=preset_names())
+    characterize.add_argument("--sensor", required=True, help="a sensor preset (privcam info lists them)")
     characterize.add_argument("--out", type=Path)
-    commands.add_parser("info", help="versions, presets, architectures, tasks, data sources and augmentations")
+    info = commands.add_parser("info", help="versions, presets, architectures, tasks, data sources and augmentations")
+    info.add_argument("--devices", action="store_true", help="also import torch and report its threads and CUDA")
     shapes = commands.add_parser("make-shapes", help="generate the multi-object segmentation dataset")
     shapes.add_argument("out", type=Path)
     shapes.add_argument("--train", type=int, default=2000)
@@ -59,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args) -> int:
+    from .config import load_run_config
+    from .runner import run
+
     config = load_run_config(args.config, args.overrides)
     metrics = run(config)
     print(json.dumps(_headline(metrics), indent=2))
@@ -67,6 +64,9 @@ def _run(args) -> int:
 
 
 def _validate(args) -> int:
+    from .config import load_run_config
+    from .validate import validate
+
     config = load_run_config(args.config, args.overrides)
     validate(config)
     print(f"{args.config}: valid ({config.task['name']} task, output {config.output_dir})")
@@ -74,6 +74,8 @@ def _validate(args) -> int:
 
 
 def _keygen(args) -> int:
+    from ..privacy import Key
+
     if args.path.exists() and not args.force:
         raise ValueError(f"{args.path} exists; use --force to replace it (the old key is then lost)")
     args.path.parent.mkdir(parents=True, exist_ok=True)
@@ -90,6 +92,9 @@ def _characterize(args) -> int:
 
 
 def _webcam(args) -> int:
+    from .config import load_run_config
+    from .runner import run
+
     overrides = [f"task.frames={args.frames}"] if args.frames else []
     if args.source:
         overrides.append(f"task.source={json.dumps(args.source)}")  # quoted: a camera index stays text
@@ -97,8 +102,7 @@ def _webcam(args) -> int:
         overrides.append("task.headless=true")
     if args.record:
         overrides.append(f"task.record={json.dumps(str(args.record))}")
-    config = load_run_config(args.config, overrides)
-    run(config)
+    run(load_run_config(args.config, overrides))
     return 0
 
 
@@ -113,21 +117,37 @@ def _make_shapes(args) -> int:
 
 
 def _info(args) -> int:
-    import torchvision
+    from .. import __version__
+    from ..augment.forms import KEYED_FORMS, POINTWISE_SAFE
+    from ..nets.zoo import MODELS
+    from ..sensor.config import PRESETS
+    from .catalogue import TASKS
+    from .config import DATA_SOURCES
 
+    versions = ", ".join(f"{name} {_version(name)}" for name in ("torch", "torchvision", "kornia", "opencv-python"))
     lines = [
         f"privcam {__version__}",
-        f"python {platform.python_version()}, torch {torch.__version__}, torchvision {torchvision.__version__}",
-        f"torch threads {torch.get_num_threads()}, cuda available: {torch.cuda.is_available()}",
-        f"sensor presets: {', '.join(preset_names())}",
-        f"architectures: {', '.join(list_models())}",
+        f"python {platform.python_version()}, {versions}",
+        f"sensor presets: {', '.join(PRESETS.names())}",
+        f"architectures: {', '.join(MODELS.names())}",
         f"tasks: {', '.join(f'{n} ({TASKS.get(n).summary})' for n in TASKS.names())}",
         f"data sources: {', '.join(DATA_SOURCES.names())}",
         f"keyed augmentations: {', '.join(KEYED_FORMS.names())}",
         f"pointwise augmentations (applied to protected frames as they are): {', '.join(sorted(POINTWISE_SAFE))}",
     ]
+    if args.devices:
+        import torch
+
+        lines.append(f"torch threads {torch.get_num_threads()}, cuda available: {torch.cuda.is_available()}")
     print("\n".join(lines))
     return 0
+
+
+def _version(distribution: str) -> str:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "not installed"
 
 
 def _headline(metrics: dict) -> dict:

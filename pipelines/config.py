@@ -1,4 +1,5 @@
-"""The run file: one validated YAML document describes a whole run (key, data, sensor, model, task, output).
+"""The run file: one validated YAML document describes a whole run (key, data, sensor, model, task,
+output). This module is its schema: every section, each task's own fields, and the data sources.
 
 Validation happens before any work starts. Every error names the file, the line, the field and
 what is allowed; `--set a.b=value` overrides any field.
@@ -7,18 +8,28 @@ what is allowed; `--set a.b=value` overrides any field.
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import types
-import typing
+import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
+from ..base.registry import Registry
+from ..base.schema import ConfigError, SourceLines, build
 
-
-class ConfigError(ValueError):
-    """A user error in a run file or an override; the CLI prints it and exits with code 2."""
+# Data sources by name; each is a function (section, split) -> Dataset in sources.py, imported on use.
+DATA_SOURCES: Registry[Any] = Registry("data source")
+for _name in (
+    "fashion_mnist",
+    "cifar10",
+    "image_folder",
+    "skimage_samples",
+    "video",
+    "synthetic",
+    "segmentation_folder",
+    "fashion_mnist_segmentation",
+):
+    DATA_SOURCES.register_lazy(_name, f"privcam.pipelines.sources:{_name}")
 
 
 @dataclass
@@ -43,7 +54,7 @@ class DataSection:
 class SensorSection:
     preset: str = "machine_vision_12bit"  # a sensor preset, or "none" to feed scenes directly
     seed: int = 0  # temporal noise
-    overrides: dict = field(default_factory=dict)  # SensorConfig fields, e.g. {readout: {nonce: per_frame}}
+    overrides: dict = field(default_factory=dict)  # SensorConfig fields, e.g. {readout: {mode: per_frame}}
 
 
 @dataclass
@@ -75,9 +86,9 @@ class RunConfig:
     origin: str = field(default="<run file>", metadata={"internal": True})  # the file, for messages
     lines: SourceLines | None = field(default=None, repr=False, compare=False, metadata={"internal": True})
 
-    def where(self, *path: str) -> str:
+    def where(self, *path: str | int) -> str:
         """FILE:LINE of a field, for messages about it."""
-        return self.origin if self.lines is None else _where(self.lines, path)
+        return self.origin if self.lines is None else self.lines.where(path)
 
     @property
     def output_dir(self) -> Path:
@@ -91,33 +102,89 @@ class RunConfig:
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if not f.metadata.get("internal")}
         return {k: dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v for k, v in data.items()}
 
+    def digest(self, *sections: str) -> str:
+        """A short hash of the named sections (all when none): what identifies a run's results."""
+        data = self.to_dict()
+        chosen = {s: data[s] for s in sections} if sections else data
+        return hashlib.blake2b(json.dumps(chosen, sort_keys=True, default=str).encode(), digest_size=8).hexdigest()
 
-class SourceLines:
-    """Line numbers of every mapping key and value in a YAML document, by field path."""
 
-    def __init__(self, source: str) -> None:
-        self.source = source
-        self.lines: dict[tuple, int] = {}
+# Each task's own fields under `task:` (besides `name`).
 
-    def record(self, node: yaml.Node, path: tuple = ()) -> None:
-        self.lines[path] = node.start_mark.line + 1
-        if isinstance(node, yaml.MappingNode):
-            for key_node, value_node in node.value:
-                self.record(value_node, (*path, key_node.value))
-                self.lines[(*path, key_node.value)] = key_node.start_mark.line + 1
-        elif isinstance(node, yaml.SequenceNode):
-            for i, item in enumerate(node.value):
-                self.record(item, (*path, i))
 
-    def where(self, path: tuple) -> str:
-        while path and path not in self.lines:
-            path = path[:-1]
-        line = self.lines.get(path)
-        return f"{self.source}:{line}" if line else self.source
+@dataclass
+class TrainParams:
+    epochs: int = 8
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: Literal["onecycle", "cosine", "step"] = "onecycle"
+    seed: int = 0
+
+
+@dataclass
+class EvaluateParams:
+    split: Literal["train", "test"] = "test"
+
+
+@dataclass
+class ReproduceParams:
+    finetune_epochs: int = 2
+    finetune_lr: float = 0.01
+    finetune_limit: int | None = None  # protected training frames for the fine-tuning row (None: all)
+    batch_size: int = 128
+
+
+@dataclass
+class AttackParams:
+    finetune_epochs: int = 2
+    finetune_lr: float = 0.01
+    finetune_limit: int | None = 20000
+    mlp_epochs: int = 5
+    train_limit: int | None = 20000  # training frames of the MLP and histogram attacks
+    histogram_bins: int = 32
+    histogram_epochs: int = 20
+    kpa_max_frames: int = 8
+    kpa_trials: int = 5
+    visual_frames: int = 500
+    batch_size: int = 128
+
+
+@dataclass
+class SegmentParams(TrainParams):
+    mode: Literal["train", "evaluate"] = "train"  # evaluate: use model.weights, no training
+    train_limit: int | None = None  # training scenes (None: all)
+    overlays: int = 4  # test scenes shown in overlays.png
+
+
+@dataclass
+class SimulateParams:
+    previews: bool = True  # 8-bit PNG of each frame as the camera sends it
+    video: bool = True  # for a video source: protected.mp4, and revealed.mp4 for the key holder
+
+
+@dataclass
+class WebcamParams:
+    source: str = "synthetic"  # a camera index ("0"), a video file, or "synthetic"
+    width: int = 640
+    height: int = 480
+    frames: int | None = None  # stop after N frames
+    headless: bool = False
+    record: str | None = None  # an MP4 of the window
+    snapshots: str = "runs/webcam/snapshots"
+    classifier_size: list[int] = field(default_factory=lambda: [28, 28])  # [H, W] of the binned capture
+    class_names: list[str] | None = None  # the classifier's classes (default: Fashion-MNIST's)
 
 
 def load_run_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:
-    """Read, override and validate a run file. Task-specific fields are validated by the task registry."""
+    """Read a run file, apply `--set` overrides and check every section's fields and types.
+
+    Names (task, data source, architecture, preset), each task's own fields and the augmentations
+    are checked by privcam.pipelines.validate.
+    """
+    import yaml
+
     path = Path(path)
     try:
         text = path.read_text()
@@ -138,12 +205,14 @@ def load_run_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:
         data["sensor"] = {"preset": "none"}
     for item in overrides:
         _apply_override(data, item, lines)
-    config = build(RunConfig, data, lines, ())
+    config = build(RunConfig, data, lines)
     config.origin, config.lines = str(path), lines
     return config
 
 
 def _apply_override(data: dict, item: str, lines: SourceLines) -> None:
+    import yaml
+
     if "=" not in item:
         raise ConfigError(f"--set {item!r}: expected FIELD=VALUE, e.g. --set task.epochs=2")
     dotted, raw = item.split("=", 1)
@@ -158,85 +227,3 @@ def _apply_override(data: dict, item: str, lines: SourceLines) -> None:
     except yaml.YAMLError:
         target[keys[-1]] = raw
     lines.lines[tuple(keys)] = None  # reported as coming from --set
-
-
-def build(cls: type, data: Any, lines: SourceLines, path: tuple) -> Any:
-    """Validate `data` against dataclass `cls` and build it; errors name file, line and field."""
-    where = _where(lines, path)
-    name = ".".join(path) or "the run file"
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: {name} must be a mapping, got {_kind(data)}")
-    fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
-    hints = typing.get_type_hints(cls)
-    for key in data:
-        if key not in fields:
-            close = difflib.get_close_matches(str(key), fields, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(
-                f"{_where(lines, (*path, key))}: unknown field {'.'.join((*path, str(key)))!r}{hint}; "
-                f"allowed: {', '.join(fields)}"
-            )
-    values = {}
-    for fname, spec in fields.items():
-        if fname not in data:
-            if spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
-                raise ConfigError(f"{where}: {name} needs the field {fname!r}")
-            continue
-        values[fname] = check_value(hints[fname], data[fname], lines, (*path, fname))
-    return cls(**values)
-
-
-def check_value(hint: Any, value: Any, lines: SourceLines, path: tuple) -> Any:
-    """Check one value against a type hint (int, float, bool, str, Literal, X | None, list[int], dict, dataclass)."""
-    where, name = _where(lines, path), ".".join(path)
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        options = [a for a in args if a is not type(None)]
-        return check_value(options[0], value, lines, path)
-    if origin is Literal:
-        if value not in args:
-            close = difflib.get_close_matches(str(value), [str(a) for a in args], n=1)
-            hint_text = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(f"{where}: {name} is {value!r}{hint_text}; allowed: {', '.join(map(str, args))}")
-        return value
-    if dataclasses.is_dataclass(hint):
-        return build(hint, value, lines, path)
-    if origin is list or hint is list:
-        if not isinstance(value, list):
-            raise ConfigError(f"{where}: {name} must be a list, got {_kind(value)}")
-        if args:
-            return [check_value(args[0], v, lines, path) for v in value]
-        return value
-    if hint is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: {name} must be a mapping, got {_kind(value)}")
-        return value
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where}: {name} must be true or false, got {value!r}")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: {name} must be an integer, got {value!r}")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
-            raise ConfigError(f"{where}: {name} must be a number, got {value!r}")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where}: {name} must be text, got {value!r}")
-        return value
-    return value
-
-
-def _where(lines: SourceLines, path: tuple) -> str:
-    if lines.lines.get(path, 0) is None:
-        return "--set"
-    return lines.where(path)
-
-
-def _kind(value: Any) -> str:
-    return "nothing" if value is None else type(value).__name__

@@ -16,7 +16,7 @@ import numpy as np
 import skimage.data
 from tqdm import tqdm
 
-from ..sensor.frame import write_png
+from ..base.images import write_png
 
 SHAPE_CLASSES = ["background", "disc", "square", "triangle"]
 _TEXTURE_SOURCES = ("astronaut", "coffee", "chelsea", "rocket", "camera", "brick", "grass", "gravel")

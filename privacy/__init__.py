@@ -1,25 +1,14 @@
-"""Keys, the key schedule and frame shuffling. Imports neither privcam.sensor nor privcam.nets."""
+"""Keys, the Readout value, the key schedule and frame shuffling. Imports neither privcam.sensor nor
+privcam.nets. Names are imported on first use, so that `privcam --help` starts at once."""
 
-from .keys import Key, KeyFileError
-from .schedule import (
-    READOUT_UNITS,
-    inverse_permutation,
-    permutation,
-    readout_inverse_permutation,
-    readout_label,
-    readout_permutation,
+import lazy_loader as _lazy
+
+__getattr__, __dir__, __all__ = _lazy.attach(
+    __name__,
+    submod_attrs={
+        "keys": ["Key", "KeyFileError"],
+        "readout": ["PROTECTION_MODES", "READOUT_UNITS", "Readout", "ReadoutError"],
+        "schedule": ["inverse_permutation", "permutation"],
+        "shuffle": ["index_tensor", "key_table", "shuffle", "unshuffle"],
+    },
 )
-from .shuffle import shuffle, unshuffle
-
-__all__ = [
-    "READOUT_UNITS",
-    "Key",
-    "KeyFileError",
-    "inverse_permutation",
-    "permutation",
-    "readout_inverse_permutation",
-    "readout_label",
-    "readout_permutation",
-    "shuffle",
-    "unshuffle",
-]

@@ -9,7 +9,7 @@ import secrets
 import stat
 from pathlib import Path
 
-from .atomic import atomic_write
+from ..base.atomic import atomic_write
 
 KEY_BYTES = 32
 

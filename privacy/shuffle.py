@@ -10,31 +10,71 @@ import torch
 
 from .schedule import inverse_permutation
 
-Frame = TypeVar("Frame", np.ndarray, torch.Tensor)
+Frames = TypeVar("Frames", np.ndarray, torch.Tensor)
 
 
-def shuffle(x: Frame, perm: np.ndarray | torch.Tensor) -> Frame:
+def shuffle(x: Frames, perm: np.ndarray | torch.Tensor) -> Frames:
     """Plain order -> keyed order: out.flat[j] = x.flat[perm[j]] over the (H, W) positions.
 
-    torch tensors are (..., H, W) (channels before space, as networks use them);
-    numpy arrays are (H, W) or (H, W, C) (images as cameras and OpenCV store them).
     All channels of a position move together.
+
+    Args:
+        x: torch tensor (..., H, W) (channels before space, as networks use them), or numpy array
+            (H, W) or (H, W, C) (images as cameras and OpenCV store them).
+        perm: (H*W,) permutation, e.g. Readout.permutation(key, H, W).
+
+    Returns:
+        x's type and shape, in keyed order.
+
+    Example:
+        >>> protected = shuffle(frames, Readout().permutation(key, 32, 32))  # doctest: +SKIP
     """
     return _gather_positions(x, perm, "shuffle")
 
 
-def unshuffle(x: Frame, perm: np.ndarray | torch.Tensor) -> Frame:
-    """Keyed order -> plain order, the inverse of `shuffle` with the same permutation."""
+def unshuffle(x: Frames, perm: np.ndarray | torch.Tensor) -> Frames:
+    """Keyed order -> plain order, the inverse of `shuffle` with the same permutation.
+
+    It inverts `perm` on every call; shuffle(x, readout.inverse(key, H, W)) uses the cached inverse.
+    """
     inverse = inverse_permutation(np.asarray(perm.cpu() if isinstance(perm, torch.Tensor) else perm))
     return _gather_positions(x, inverse, "unshuffle")
 
 
-def _gather_positions(x: Frame, perm, name: str) -> Frame:
+def index_tensor(perm: np.ndarray | torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
+    """A permutation as an int64 tensor on `device`; cached read-only permutations are shared, not copied."""
+    if isinstance(perm, torch.Tensor):
+        return perm.to(device=device, dtype=torch.int64)
+    array = np.asarray(perm, dtype=np.int64)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(array).to(device)
+
+
+def key_table(index: np.ndarray, inverse_in: np.ndarray, perm_out: np.ndarray) -> np.ndarray:
+    """An index table over plain positions read in keyed order: keyed[j, t] = inverse_in[index[perm_out[j], t]].
+
+    Args:
+        index: (L_out, taps) plain input positions of each plain output position; -1 reads zero.
+        inverse_in: (L_in,) inverse readout of the input (keyed position of each plain one).
+        perm_out: (L_out,) permutation of the output.
+
+    Returns:
+        (L_out, taps) keyed input positions of each keyed output position; taps that read zero
+        point at L_in, one past the input.
+    """
+    rows = index[perm_out]
+    keyed = inverse_in[rows]
+    keyed[rows < 0] = inverse_in.size
+    return keyed
+
+
+def _gather_positions(x: Frames, perm, name: str) -> Frames:
     if isinstance(x, torch.Tensor):
         if x.dim() < 2:
             raise ValueError(f"{name} expects a tensor (..., H, W), got shape {tuple(x.shape)}")
         height, width = x.shape[-2:]
-        index = _as_index(perm, x.device)
+        index = index_tensor(perm, x.device)
         _check_length(index.numel(), height, width, name)
         flat = x.reshape(-1, height * width)
         return torch.gather(flat, 1, index.expand(flat.shape[0], -1)).reshape(x.shape)
@@ -47,16 +87,6 @@ def _gather_positions(x: Frame, perm, name: str) -> Frame:
         flat = x.reshape(height * width, -1)
         return np.take(flat, index, axis=0).reshape(x.shape)
     raise TypeError(f"{name} expects a torch.Tensor or numpy.ndarray, got {type(x).__name__}")
-
-
-def _as_index(perm, device: torch.device) -> torch.Tensor:
-    """The permutation as an int64 tensor; cached read-only permutations are shared, not copied."""
-    if isinstance(perm, torch.Tensor):
-        return perm.to(device=device, dtype=torch.int64)
-    array = np.asarray(perm, dtype=np.int64)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-        return torch.from_numpy(array).to(device)
 
 
 def _check_length(n: int, height: int, width: int, name: str) -> None:

@@ -10,12 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only, no display
-import matplotlib.pyplot as plt
-
-from privcam.privacy.atomic import write_figure
+from privcam.base.images import subplots, write_figure
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "augment_training_fashion_mnist.png"
 RUNS = {
@@ -28,7 +23,7 @@ RUNS = {
 
 def main() -> None:
     runs = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("runs")
-    figure, axis = plt.subplots(figsize=(7, 4))
+    figure, axis = subplots(figsize=(7, 4))
     for name, (label, colour, style) in RUNS.items():
         history = json.loads((runs / name / "history.json").read_text())
         epochs = [h["epoch"] + 1 for h in history]

@@ -1,19 +1,12 @@
-"""Sensor and ADC simulation (EMVA 1288 style) with keyed readout."""
+"""Sensor and ADC simulation (EMVA 1288 style) with keyed readout. Names are imported on first use."""
 
-from .config import CFA_PATTERNS, NONCE_MODES, ReadoutConfig, SensorConfig, load_config, load_preset, preset_names
-from .frame import Frame, FrameKeyError
-from .sensor import Sensor, srgb_to_linear
+import lazy_loader as _lazy
 
-__all__ = [
-    "CFA_PATTERNS",
-    "NONCE_MODES",
-    "Frame",
-    "FrameKeyError",
-    "ReadoutConfig",
-    "Sensor",
-    "SensorConfig",
-    "load_config",
-    "load_preset",
-    "preset_names",
-    "srgb_to_linear",
-]
+__getattr__, __dir__, __all__ = _lazy.attach(
+    __name__,
+    submod_attrs={
+        "config": ["CFA_PATTERNS", "PRESETS", "SensorConfig", "load_config", "load_preset", "preset_names"],
+        "frame": ["Frame", "FrameKeyError"],
+        "sensor": ["Sensor", "srgb_to_linear"],
+    },
+)

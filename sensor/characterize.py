@@ -15,14 +15,11 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 from tqdm import tqdm
 
-from ..privacy.atomic import atomic_write, write_figure
+from ..base.atomic import atomic_write
+from ..base.images import subplots, write_figure
 from .config import SensorConfig
 from .sensor import Sensor
 
@@ -303,7 +300,7 @@ def _checks(planes: list[PlaneResult], config: SensorConfig) -> list[Check]:
 
 def _write(result: Characterization, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    figure, axis = plt.subplots(figsize=(7, 4.5))
+    figure, axis = subplots(figsize=(7, 4.5))
     for plane in result.planes:
         curve = result.photon_transfer[plane.plane]
         points = axis.plot(curve["mean_dn"], curve["variance_dn2"], "o", markersize=3, label=f"{plane.plane}")

@@ -1,47 +1,35 @@
-"""SensorConfig: every physical parameter of the simulated sensor, with its unit in its name."""
+"""SensorConfig: every physical parameter of the simulated sensor, with its unit in its name, and the
+shipped presets (configs/sensors/NAME.yaml), found through one Registry."""
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import json
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-import yaml
-
-from ..privacy import READOUT_UNITS
+from ..base.registry import Registry
+from ..base.schema import ConfigError, SourceLines, build
+from ..privacy.readout import Readout
 
 CFA_PATTERNS = ("none", "rggb", "bggr", "grbg", "gbrg")
-NONCE_MODES = ("fixed", "per_frame")
-
-
-@dataclass(frozen=True)
-class ReadoutConfig:
-    """How the ADC walks the photosites: unit moved by the key, block size, nonce per frame or fixed."""
-
-    unit: str = "pixel"
-    block: int = 8
-    nonce: str = "fixed"
-
-    def __post_init__(self) -> None:
-        if self.unit not in READOUT_UNITS:
-            raise ValueError(f"readout.unit must be one of {READOUT_UNITS}, got {self.unit!r}")
-        if not isinstance(self.block, int) or self.block < 1:
-            raise ValueError(f"readout.block must be a positive integer (pixels), got {self.block!r}")
-        if self.nonce not in NONCE_MODES:
-            raise ValueError(f"readout.nonce must be one of {NONCE_MODES}, got {self.nonce!r}")
+# Fields of a sensor YAML file that describe it for people and are not settings.
+DESCRIPTIVE_FIELDS = ("description", "source")
 
 
 @dataclass(frozen=True)
 class SensorConfig:
-    """An EMVA 1288-style sensor. Electrons (e), digital numbers (DN), seconds (s), degrees C (c)."""
+    """An EMVA 1288-style sensor. Electrons (e), digital numbers (DN), seconds (s), degrees C (c).
+
+    `readout` is the order the ADC reads the photosites out in when a key is given; a sensor's
+    readout carries no nonce (each frame gets its own in "per_frame" mode).
+    """
 
     name: str = "custom"
-    qe: tuple[float, ...] = (0.5, 0.6, 0.5)
+    qe: tuple[float, ...] | float = (0.5, 0.6, 0.5)
     full_well_e: float = 10000.0
     conversion_gain_dn_per_e: float = 0.38
     analog_gain: float = 1.0
@@ -58,15 +46,15 @@ class SensorConfig:
     bit_depth: int = 12
     exposure_s: float = 0.01
     white_photons: float = 20000.0
-    cfa: str = "none"
+    cfa: Literal["none", "rggb", "bggr", "grbg", "gbrg"] = "none"
     channels: int = 3
     serial: int = 0
-    readout: ReadoutConfig = field(default_factory=ReadoutConfig)
+    readout: Readout = field(default_factory=Readout)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "qe", tuple(float(q) for q in _as_sequence(self.qe, "qe")))
-        if isinstance(self.readout, dict):
-            object.__setattr__(self, "readout", _build(ReadoutConfig, self.readout, "readout"))
+        _check(isinstance(self.readout, Readout), "readout", "a privcam Readout", self.readout)
+        _check(self.readout.nonce is None, "readout.nonce", "unset (each frame gets its own nonce)", self.readout.nonce)
         _check(all(0 < q <= 1 for q in self.qe), "qe", "each in (0, 1] (electrons per photon)", self.qe)
         for name, unit in [
             ("full_well_e", "electrons"),
@@ -139,24 +127,18 @@ class SensorConfig:
         return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
     def replace(self, **overrides: Any) -> SensorConfig:
-        """A copy with some fields changed (readout may be a dict of its own fields)."""
-        return _build(SensorConfig, {**self.to_dict(), **overrides}, "sensor")
+        """A copy with some fields changed; `readout` may be a Readout or a dict of the fields it changes."""
+        data = self.to_dict()
+        for name, value in overrides.items():
+            if name == "readout" and isinstance(value, dict):
+                value = {**data["readout"], **value}
+            data[name] = value.to_dict() if isinstance(value, Readout) else value
+        return self.from_dict(data, "sensor")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "sensor config") -> SensorConfig:
-        return _build(cls, data, where)
-
-
-def _build(cls, data: dict[str, Any], where: str):
-    if not isinstance(data, dict):
-        raise ValueError(f"{where}: expected a mapping of fields, got {type(data).__name__}")
-    names = [f.name for f in dataclasses.fields(cls)]
-    for name in data:
-        if name not in names:
-            close = difflib.get_close_matches(str(name), names, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ValueError(f"{where}: unknown field {name!r}{hint}; allowed: {', '.join(names)}")
-    return cls(**data)
+        """A validated SensorConfig; errors name `where`, the field and what is allowed."""
+        return build(cls, data, SourceLines(where))
 
 
 def _check(ok: bool, name: str, expected: str, value: Any) -> None:
@@ -176,32 +158,49 @@ def _as_sequence(value: Any, name: str) -> tuple:
     raise ValueError(f"{name} must be a number or a list of numbers, got {value!r}")
 
 
-def preset_names() -> list[str]:
+def _shipped_presets() -> Registry[Path]:
+    """The YAML files of configs/sensors, by name."""
+    registry: Registry[Path] = Registry("sensor preset")
     folder = resources.files("privcam.configs") / "sensors"
-    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
+    for item in sorted(folder.iterdir(), key=lambda p: p.name):
+        if item.name.endswith(".yaml"):
+            registry.register(item.name.removesuffix(".yaml"))(Path(str(item)))
+    return registry
+
+
+PRESETS = _shipped_presets()
+
+
+def preset_names() -> list[str]:
+    return PRESETS.names()
 
 
 def load_preset(name: str) -> SensorConfig:
     """A shipped preset from configs/sensors/NAME.yaml."""
-    names = preset_names()
-    if name not in names:
-        close = difflib.get_close_matches(name, names, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ValueError(f"unknown sensor preset {name!r}{hint}; available: {', '.join(names)}")
-    path = resources.files("privcam.configs") / "sensors" / f"{name}.yaml"
-    return load_config(Path(str(path)))
-
-
-def load_config(path: Path) -> SensorConfig:
-    """A SensorConfig from a YAML file; errors name the file."""
     try:
-        data = yaml.safe_load(Path(path).read_text())
-    except yaml.YAMLError as err:
-        raise ValueError(f"{path}: not valid YAML: {err}") from None
-    data.pop("source", None)
-    data.pop("description", None)
-    try:
-        return SensorConfig.from_dict(data, str(path))
+        path = PRESETS.get(name)
     except ValueError as err:
-        message = str(err)
-        raise ValueError(message if message.startswith(str(path)) else f"{path}: {message}") from None
+        raise ConfigError(str(err)) from None
+    return load_config(path)
+
+
+def load_config(path: str | Path) -> SensorConfig:
+    """A SensorConfig from a YAML file; errors name the file, the line and the field."""
+    import yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read the sensor file: {err.strerror}") from None
+    lines = SourceLines(str(path))
+    try:
+        data = yaml.safe_load(text)
+        node = yaml.compose(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}:1: a sensor file is a mapping of SensorConfig fields")
+    lines.record(node)
+    settings = {k: v for k, v in data.items() if k not in DESCRIPTIVE_FIELDS}
+    return build(SensorConfig, settings, lines)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import io
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,10 +11,11 @@ import cv2
 import numpy as np
 import torch
 
-from ..privacy import Key, readout_inverse_permutation, shuffle
-from ..privacy.atomic import atomic_write
+from ..base.images import write_png
+from ..base.store import FileFormat
+from ..privacy import Key, Readout, shuffle
 
-FRAME_FORMAT = "privcam-frame/1"
+FRAME_FILE = FileFormat("frame", 2, container="npz")
 _BAYER_TO_RGB = {
     "rggb": cv2.COLOR_BayerRGGB2RGB,
     "bggr": cv2.COLOR_BayerBGGR2RGB,
@@ -31,7 +30,14 @@ class FrameKeyError(ValueError):
 
 @dataclass(frozen=True)
 class Frame:
-    """data: uint16 (H, W) or (H, W, C) in readout order; metadata: JSON-safe capture record."""
+    """One capture.
+
+    Args:
+        data: uint16 (H, W) or (H, W, C) raw DN, in readout order when protected.
+        metadata: JSON-safe capture record: the key's fingerprint (None for a plain frame), the
+            readout it is in (`Readout.to_dict()`, None for a plain frame), the sensor settings
+            that scale it (bit depth, black level, CFA, QE), seed and frame index. Never the key.
+    """
 
     data: np.ndarray
     metadata: dict[str, Any] = field(default_factory=dict)
@@ -41,6 +47,12 @@ class Frame:
         return self.metadata.get("key_fingerprint") is not None
 
     @property
+    def readout(self) -> Readout | None:
+        """The order this frame is in; None for a plain frame (physical order)."""
+        data = self.metadata.get("readout")
+        return None if data is None else Readout.from_dict(data)
+
+    @property
     def height(self) -> int:
         return self.data.shape[0]
 
@@ -48,20 +60,23 @@ class Frame:
     def width(self) -> int:
         return self.data.shape[1]
 
-    def reveal(self, key: Key) -> Frame:
-        """The frame in physical order, for whoever holds the key it was captured with."""
+    def reveal(self, key: Key, strict: bool = True) -> Frame:
+        """The frame in physical order, for whoever holds the key it was captured with.
+
+        strict=False unscrambles with any key, without the fingerprint check: with a wrong key it
+        shows what that key's holder would get.
+        """
         if not self.protected:
             return self
-        if key.fingerprint != self.metadata["key_fingerprint"]:
+        if strict and key.fingerprint != self.metadata["key_fingerprint"]:
             raise FrameKeyError(
                 f"this frame was captured with the key of fingerprint {self.metadata['key_fingerprint']}, "
                 f"not with the key of fingerprint {key.fingerprint}"
             )
-        meta = self.metadata
-        inverse = readout_inverse_permutation(
-            key, self.height, self.width, meta["readout_unit"], meta["readout_block"], meta["nonce"]
+        inverse = self.readout.inverse(key, self.height, self.width)
+        return Frame(
+            shuffle(self.data, inverse), {**self.metadata, "key_fingerprint": None, "readout": None, "revealed": True}
         )
-        return Frame(shuffle(self.data, inverse), {**meta, "key_fingerprint": None, "revealed": True})
 
     def to_tensor(self, packed: bool = False) -> torch.Tensor:
         """Float32 (C, H, W) in readout order, black level removed and scaled so white is 1.
@@ -78,7 +93,7 @@ class Frame:
             return tensor
         if self.metadata["cfa"] == "none":
             raise ValueError("packed=True needs a Bayer frame (cfa rggb, bggr, grbg or gbrg)")
-        if self.protected and self.metadata["readout_unit"] == "pixel":
+        if self.protected and self.readout.unit == "pixel":
             raise ValueError("packed=True needs quad or block readout: pixel readout scatters the 2x2 cells")
         return torch.nn.functional.pixel_unshuffle(tensor.unsqueeze(0), 2)[0]
 
@@ -95,33 +110,22 @@ class Frame:
         return _white_balance(image, self.metadata.get("qe"))
 
     def save(self, path: str | os.PathLike) -> Path:
-        """An .npz holding `data` and the metadata as JSON, written atomically."""
-        path = Path(path)
-        buffer = io.BytesIO()
-        np.savez(buffer, data=self.data, metadata=np.array(json.dumps({"format": FRAME_FORMAT, **self.metadata})))
-        with atomic_write(path) as f:
-            f.write(buffer.getvalue())
-        return path
+        """An .npz (privcam-frame/2) holding `data` and the metadata as JSON, written atomically."""
+        return FRAME_FILE.save(path, {"data": self.data, "metadata": self.metadata})
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Frame:
-        try:
-            with np.load(path, allow_pickle=False) as archive:
-                data, text = archive["data"], str(archive["metadata"])
-        except FileNotFoundError:
-            raise
-        except Exception as err:
-            raise ValueError(f"{path} is not a privcam frame (.npz with data and metadata): {err}") from None
-        try:
-            metadata = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: frame metadata is not valid JSON: {err}") from None
-        if metadata.pop("format", None) != FRAME_FORMAT:
-            raise ValueError(f"{path}: not a {FRAME_FORMAT} file")
-        if data.dtype != np.uint16 or data.ndim not in (2, 3) or list(data.shape) != metadata.get("shape"):
-            raise ValueError(
-                f"{path}: data must be uint16 of shape {metadata.get('shape')}, got {data.dtype} {list(data.shape)}"
-            )
+        """A frame saved by Frame.save; anything else is a FileFormatError naming the file."""
+        payload = FRAME_FILE.load(path)
+        data, metadata = payload.get("data"), payload["metadata"]
+        if (
+            not isinstance(data, np.ndarray)
+            or data.dtype != np.uint16
+            or data.ndim not in (2, 3)
+            or list(data.shape) != metadata.get("shape")
+        ):
+            found = "no data" if data is None else f"{data.dtype} {list(data.shape)}"
+            raise ValueError(f"{path}: data must be uint16 of shape {metadata.get('shape')}, got {found}")
         return cls(data, metadata)
 
     def save_png(self, path: str | os.PathLike) -> Path:
@@ -135,16 +139,3 @@ def _white_balance(rgb: np.ndarray, qe: list[float] | None) -> np.ndarray:
         return rgb
     gains = max(qe) / np.asarray(qe, np.float32)
     return np.clip(rgb.astype(np.float32) * gains, 0, 255).astype(np.uint8)
-
-
-def write_png(path: str | os.PathLike, image: np.ndarray) -> Path:
-    """An 8- or 16-bit PNG of an (H, W) or RGB (H, W, 3) image, written atomically."""
-    path = Path(path)
-    if image.ndim == 3 and image.shape[2] == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-    ok, encoded = cv2.imencode(".png", image)
-    if not ok:
-        raise RuntimeError(f"OpenCV could not encode {path.name}")
-    with atomic_write(path) as f:
-        f.write(encoded.tobytes())
-    return path

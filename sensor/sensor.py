@@ -10,7 +10,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from ..privacy import Key, readout_permutation, shuffle
+from ..privacy import Key, Readout, shuffle
 from .config import SensorConfig, load_preset
 from .frame import Frame
 
@@ -66,10 +66,21 @@ class Sensor:
     def capture_image(
         self, srgb: np.ndarray, key: Key | None = None, nonce: int | None = None, frame_index: int | None = None
     ) -> Frame:
-        """Capture an sRGB image (H, W, 3) or (H, W): uint8 0..255 or float 0..1.
+        """Capture an sRGB image, linearised with the inverse sRGB curve and scaled so that white
+        gives `white_photons` photons per pixel during the exposure.
 
-        It is linearised with the inverse sRGB curve and scaled so white gives `white_photons`
-        photons per pixel during the exposure.
+        Args:
+            srgb: (H, W, 3) or (H, W), uint8 0..255 or float 0..1.
+            key: read the frame out in the keyed order of `config.readout`; None for physical order.
+            nonce: the frame's nonce in "per_frame" mode (default: the frame index).
+            frame_index: seeds the temporal noise (default: the next index).
+
+        Returns:
+            A Frame whose metadata records its readout and key fingerprint.
+
+        Example:
+            >>> frame = Sensor.from_preset("generic_cmos").capture_image(image, key=key)  # doctest: +SKIP
+            >>> frame.reveal(key).to_rgb8()  # doctest: +SKIP
         """
         if (
             not isinstance(srgb, np.ndarray)
@@ -113,15 +124,22 @@ class Sensor:
     def _capture(self, radiance: np.ndarray, key: Key | None, nonce: int | None, frame_index: int | None) -> Frame:
         """Capture checked radiance (H, W, C) photons/pixel/s."""
         index = self.frame_index if frame_index is None else int(frame_index)
+        readout = self.frame_readout(key, nonce, index)
+        if readout is not None:
+            readout.check_size(*radiance.shape[:2])
         self.frame_index = index + 1
-        if nonce is None and self.config.readout.nonce == "per_frame" and key is not None:
-            nonce = index
         dn = self._expose(radiance, index)
-        height, width = dn.shape[:2]
-        if key is not None:
-            readout = self.config.readout
-            dn = shuffle(dn, readout_permutation(key, height, width, readout.unit, readout.block, nonce))
-        return Frame(dn, self._metadata(dn, key, nonce, index))
+        if readout is not None:
+            dn = shuffle(dn, readout.permutation(key, *dn.shape[:2]))
+        return Frame(dn, self._metadata(dn, key, readout, index))
+
+    def frame_readout(self, key: Key | None, nonce: int | None, frame_index: int) -> Readout | None:
+        """The order frame `frame_index` is read out in (Readout.of_frame); None without a key."""
+        if key is None:
+            if nonce is not None:
+                raise ValueError("a nonce orders a keyed readout; give the key too")
+            return None
+        return self.config.readout.of_frame(frame_index, nonce)
 
     def _check_radiance(self, photons_per_s: np.ndarray) -> np.ndarray:
         channels = self.input_channels
@@ -214,13 +232,11 @@ class Sensor:
             }
         return self._patterns[key]
 
-    def _metadata(self, dn: np.ndarray, key: Key | None, nonce: int | None, index: int) -> dict:
+    def _metadata(self, dn: np.ndarray, key: Key | None, readout: Readout | None, index: int) -> dict:
         c = self.config
         return {
             "key_fingerprint": None if key is None else key.fingerprint,
-            "nonce": nonce,
-            "readout_unit": c.readout.unit,
-            "readout_block": c.readout.block,
+            "readout": None if readout is None else readout.to_dict(),
             "shape": list(dn.shape),
             "bit_depth": c.bit_depth,
             "black_level_dn": c.black_level_dn,

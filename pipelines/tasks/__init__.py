@@ -1,6 +1,1 @@
-"""Tasks register themselves in privcam.pipelines.runner.TASKS when imported."""
-
-from .. import webcam
-from . import attack, evaluate, reproduce, segment, simulate, train
-
-__all__ = ["attack", "evaluate", "reproduce", "segment", "simulate", "train", "webcam"]
+"""The task implementations: privcam.pipelines.tasks.NAME.run(ctx) for each task in catalogue.TASKS."""

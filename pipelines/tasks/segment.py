@@ -4,39 +4,22 @@ only the key holder can place."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
 import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...nets.train import TrainSettings, evaluate, fit, is_main_process
+from ...base.images import write_png
 from ...privacy import shuffle, unshuffle
-from ...sensor.frame import write_png
-from ..data import capture_tensors, load_dataset, load_masks
-from ..runner import (
-    TASKS,
-    RunContext,
-    Task,
-    build_augmentation,
-    build_plain_model,
-    config_digest,
-    make_keyed,
-    save_weights,
-    write_results,
-)
-from .reproduce import wrong_key
+from ..attacks.learned import wrong_key
+from ..augmentation import build_augmentation
+from ..capture import capture_tensors
+from ..catalogue import RunContext
+from ..models import build_plain_model, make_keyed, save_weights
+from ..sources import load_dataset, load_masks
+from ..training import evaluate, fit, is_main_process
 
 PALETTE = np.array([[0, 0, 0], [230, 60, 60], [60, 200, 90], [70, 120, 240], [240, 200, 40]], np.uint8)
-
-
-@dataclass
-class SegmentParams(TrainSettings):
-    mode: Literal["train", "evaluate"] = "train"  # evaluate: use model.weights, no training
-    train_limit: int | None = None  # training scenes (None: all)
-    overlays: int = 4  # test scenes shown in overlays.png
 
 
 def segmentation_metrics(predicted: torch.Tensor, target: torch.Tensor, classes: int) -> dict[str, float]:
@@ -49,21 +32,21 @@ def segmentation_metrics(predicted: torch.Tensor, target: torch.Tensor, classes:
     return {"miou": float(np.mean(ious)), "pixel_accuracy": float((predicted == target).float().mean())}
 
 
-def run_segment(ctx: RunContext) -> dict:
+def run(ctx: RunContext) -> dict:
     config, params, key = ctx.config, ctx.params, ctx.key
     classes = config.model.num_classes
-    test_plain, _ = capture_tensors(config, "test", None)
-    test_protected, _ = capture_tensors(config, "test", key)
+    plain_captured = capture_tensors(config, "test", None)
+    protected = capture_tensors(config, "test", key)
+    test_plain, test_protected = plain_captured.frames, protected.frames
     test_masks = load_masks(config, "test")
-    input_size = tuple(test_plain.shape[1:])
-    model = build_plain_model(config, input_size)
+    model = build_plain_model(config, protected.input_size)
     if params.mode == "train":
         train = (
-            capture_tensors(config, "train", None, limit=params.train_limit)[0],
+            capture_tensors(config, "train", None, limit=params.train_limit).frames,
             load_masks(config, "train", params.train_limit),
         )
         meta = {
-            "run": config_digest(config, "data", "sensor", "model", "seed"),
+            "run": config.digest("data", "sensor", "model", "seed"),
             "key_fingerprint": None,
             "keyed_frames": False,
         }
@@ -71,15 +54,13 @@ def run_segment(ctx: RunContext) -> dict:
         fit(model, train, (test_plain, test_masks), params, ctx.out, meta, record=config.to_dict(), augment=augment)
         if is_main_process():
             save_weights(model, ctx.out / "weights.pt", config, meta)
-    elif not config.model.weights:
-        raise ValueError(f"{config.where('model')}: segment in evaluate mode needs model.weights")
     model.eval()
 
     _, _, plain = evaluate(model, test_plain, test_masks)
-    keyed = make_keyed(model, config, key, input_size)
+    keyed = make_keyed(model, config, key, protected)
     _, _, keyed_out = evaluate(keyed, test_protected, shuffle(test_masks, keyed.output_permutation))
     revealed = unshuffle(keyed_out, keyed.output_permutation)
-    stranger = make_keyed(model, config, wrong_key(config.seed), input_size)
+    stranger = make_keyed(model, config, wrong_key(config.seed), protected)
     _, _, stranger_out = evaluate(stranger, test_protected, shuffle(test_masks, stranger.output_permutation))
     stranger_placed = unshuffle(stranger_out, stranger.output_permutation)
     majority = int(torch.bincount(test_masks.flatten(), minlength=classes).argmax())
@@ -122,7 +103,7 @@ def _write_outputs(ctx: RunContext, results: dict, plain, protected, revealed, s
     lines.append(
         f"\nKeyed and plain predictions agree on {100 * results['keyed_vs_plain_pixel_agreement']:.3f}% of pixels."
     )
-    write_results(ctx.out, "table.md", lines, results)
+    ctx.write_results("table.md", lines, results)
     dataset = load_dataset(ctx.config.data, "test")
     rows = []
     for i in range(min(count, len(dataset.images))):
@@ -148,8 +129,3 @@ def _overlay(scene: np.ndarray, mask: torch.Tensor) -> np.ndarray:
     colours = PALETTE[mask.numpy() % len(PALETTE)]
     blended = (0.45 * scene + 0.55 * colours).astype(np.uint8)
     return np.where(mask.numpy()[..., None] > 0, blended, (0.6 * scene).astype(np.uint8))
-
-
-TASKS.register("segment")(
-    Task(SegmentParams, run_segment, "train and evaluate keyed semantic segmentation", lambda config: False)
-)

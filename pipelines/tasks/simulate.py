@@ -6,31 +6,23 @@ import csv
 import io
 import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
-from ...privacy.atomic import atomic_write
+from ...base.atomic import atomic_write
+from ...base.images import write_png
+from ...base.video import VideoWriter
 from ...sensor import Frame
-from ...sensor.frame import write_png
-from ..data import load_dataset, make_sensor
-from ..runner import TASKS, RunContext, Task
+from ..capture import make_sensor
+from ..catalogue import RunContext
+from ..sources import load_dataset
 
 
-@dataclass
-class SimulateParams:
-    previews: bool = True  # 8-bit PNG of each frame as the camera sends it
-    video: bool = True  # for a video source: protected.mp4, and revealed.mp4 for the key holder
-
-
-def run_simulate(ctx: RunContext) -> dict:
+def run(ctx: RunContext) -> dict:
     config, key = ctx.config, ctx.key
     sensor = make_sensor(config)
-    if sensor is None:
-        raise ValueError(f"{config.where('sensor', 'preset')}: simulate needs a sensor preset, not 'none'")
     dataset = load_dataset(config.data)
     frames_dir, previews_dir = ctx.out / "frames", ctx.out / "previews"
     frames_dir.mkdir(parents=True, exist_ok=True)
@@ -88,7 +80,7 @@ def _manifest_row(frame: Frame, name: str, relative: Path, sensor_config) -> dic
         "file": str(relative),
         "source": name,
         "frame_index": meta["frame_index"],
-        "nonce": meta["nonce"],
+        "nonce": None if frame.readout is None else frame.readout.nonce,
         "key_fingerprint": meta["key_fingerprint"],
         "config_hash": meta["config_hash"],
         "mean_signal_dn": round(signal_dn, 3),
@@ -109,16 +101,6 @@ def _write_manifest(out: Path, rows: list[dict]) -> None:
 
 
 def _write_video(path: Path, frames: list[np.ndarray], fps: float) -> None:
-    """An MP4 (mp4v) written under a temporary name, then renamed."""
-    height, width = frames[0].shape[:2]
-    tmp = path.with_name(f".{path.stem}.tmp.mp4")
-    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
-    if not writer.isOpened():
-        raise RuntimeError(f"OpenCV cannot write {path}")
-    for frame in frames:
-        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    writer.release()
-    tmp.replace(path)
-
-
-TASKS.register("simulate")(Task(SimulateParams, run_simulate, "capture data through the sensor, keep protected frames"))
+    with VideoWriter(path, fps) as video:
+        for frame in frames:
+            video.write(frame)

@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from privcam.nets import KeyConversionError, KeyedModel, KeyMismatchError, create_model, list_models, to_keyed
-from privcam.privacy import readout_permutation, shuffle, unshuffle
+from privcam.nets import KeyConversionError, KeyMismatchError, create_model, list_models, load_keyed, to_keyed
+from privcam.privacy import Readout, ReadoutError, shuffle, unshuffle
 
 from conftest import keyed_and_plain_outputs, randomize_batchnorm
 
@@ -69,11 +69,18 @@ def test_batchnorm_folding_keeps_outputs(key):
 
 def test_input_permutation_follows_readout(key):
     model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1))
-    for unit, nonce in [("pixel", None), ("quad", None), ("block", 5)]:
-        keyed = to_keyed(model, key, (1, 16, 16), unit=unit, block=4, nonce=nonce)
-        assert np.array_equal(keyed.input_permutation, readout_permutation(key, 16, 16, unit, 4, nonce))
+    for readout in [Readout(), Readout(unit="quad"), Readout(unit="block", block=4, mode="per_frame", nonce=5)]:
+        keyed = to_keyed(model, key, (1, 16, 16), readout=readout)
+        assert keyed.readout == readout
+        assert np.array_equal(keyed.input_permutation, readout.permutation(key, 16, 16))
         out, reference = keyed_and_plain_outputs(keyed, model, torch.randn(2, 1, 16, 16))
         torch.testing.assert_close(out, reference)
+    with pytest.raises(ReadoutError, match="needs the frame's nonce"):
+        to_keyed(model, key, (1, 16, 16), readout=Readout(mode="per_frame"))
+    with pytest.raises(ReadoutError, match="divisible by 2"):
+        to_keyed(model, key, (1, 15, 16), readout=Readout(unit="quad"))
+    with pytest.raises(TypeError, match="privcam Readout"):
+        to_keyed(model, key, (1, 16, 16), readout="quad")
 
 
 def test_conversion_leaves_the_model_alone(key):
@@ -119,7 +126,7 @@ def test_wrong_key_agrees_no_more_than_chance(key, other_key):
     with torch.no_grad():
         plain = model(images).argmax(1)
         right = keyed(shuffle(images, keyed.input_permutation)).argmax(1)
-        wrong = keyed(shuffle(images, readout_permutation(other_key, 16, 16))).argmax(1)
+        wrong = keyed(shuffle(images, Readout().permutation(other_key, 16, 16))).argmax(1)
     assert torch.equal(right, plain)
     p = torch.bincount(plain, minlength=10).double() / len(plain)
     q = torch.bincount(wrong, minlength=10).double() / len(wrong)
@@ -243,23 +250,23 @@ def test_forward_checks_its_input(key):
 
 def test_save_load_round_trip(tmp_path, key, other_key):
     model = plain_model("unet_small", {}, (3, 16, 16))
-    keyed = to_keyed(model, key, (3, 16, 16), unit="quad")
+    keyed = to_keyed(model, key, (3, 16, 16), readout=Readout(unit="quad"))
     with torch.no_grad():
         for parameter in keyed.parameters():  # as if trained further in keyed form
             parameter.add_(0.01)
     path = keyed.save(tmp_path / "unet.keyed.pt")
     assert key.secret.hex() not in path.read_bytes().hex()
-    loaded = KeyedModel.load(path, create_model("unet_small"), key)
-    assert loaded.unit == "quad" and loaded.key_fingerprint == key.fingerprint
+    loaded = load_keyed(path, create_model("unet_small"), key)
+    assert loaded.readout == Readout(unit="quad") and loaded.key_fingerprint == key.fingerprint
     frames = torch.randn(2, 3, 16, 16)
     with torch.no_grad():
         torch.testing.assert_close(loaded.eval()(frames), keyed.eval()(frames))
     with pytest.raises(KeyMismatchError, match=f"fingerprint {key.fingerprint}.*fingerprint {other_key.fingerprint}"):
-        KeyedModel.load(path, create_model("unet_small"), other_key)
+        load_keyed(path, create_model("unet_small"), other_key)
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="not a readable privcam keyed checkpoint"):
-        KeyedModel.load(corrupt, create_model("unet_small"), key)
+    with pytest.raises(ValueError, match=r"corrupt\.pt is not a readable privcam-keyed-model/2 file"):
+        load_keyed(corrupt, create_model("unet_small"), key)
 
 
 def test_dense_output_reveals_with_the_key(key):
@@ -299,16 +306,20 @@ def test_untraceable_model_is_a_clear_error(key):
 @pytest.mark.parametrize("backend", ["gather", "deform"])
 def test_per_frame_nonce_rebuilds_only_the_first_tables(backend, key, other_key):
     model = plain_model("resnet18", {"num_classes": 10}, (3, 32, 32))
-    keyed = to_keyed(model, key, (3, 32, 32), backend=backend)
+    readout = Readout(mode="per_frame")
+    keyed = to_keyed(model, key, (3, 32, 32), readout=readout.for_frame(0), backend=backend)
     later = {name: b.clone() for name, b in keyed.named_buffers() if "layer4" in name}
-    for nonce in (7, 8):
+    for nonce in (7, 8, 0):
         keyed.set_input_nonce(key, nonce)
-        assert np.array_equal(keyed.input_permutation, readout_permutation(key, 32, 32, nonce=nonce))
+        assert keyed.readout == readout.for_frame(nonce)
+        assert np.array_equal(keyed.input_permutation, readout.for_frame(nonce).permutation(key, 32, 32))
         out, reference = keyed_and_plain_outputs(keyed, model, torch.randn(2, 3, 32, 32))
         assert (out - reference).abs().max() <= 1e-4
     assert all(torch.equal(b, later[name]) for name, b in keyed.named_buffers() if name in later)
     with pytest.raises(KeyMismatchError):
         keyed.set_input_nonce(other_key, 1)
+    with pytest.raises(ReadoutError, match="'paper' readout takes no nonce"):
+        to_keyed(model, key, (3, 32, 32)).set_input_nonce(key, 1)
 
 
 def test_per_frame_nonce_refuses_a_network_that_reuses_the_frame_order(key):
@@ -320,17 +331,18 @@ def test_per_frame_nonce_refuses_a_network_that_reuses_the_frame_order(key):
         def forward(self, x):
             return x + self.conv(x)
 
-    keyed = to_keyed(Residual(), key, (2, 8, 8))
+    keyed = to_keyed(Residual(), key, (2, 8, 8), readout=Readout(mode="per_frame", nonce=0))
     with pytest.raises(ValueError, match="beyond its first layers"):
         keyed.set_input_nonce(key, 1)
 
 
 def test_a_batch_may_mix_nonces(key):
     model = plain_model("vgg16_bn_cifar", {}, (3, 32, 32))
-    keyed = to_keyed(model, key, (3, 32, 32))
+    readout = Readout(mode="per_frame")
+    keyed = to_keyed(model, key, (3, 32, 32), readout=readout.for_frame(1))
     scenes = torch.randn(5, 3, 32, 32)
-    nonces = [3, None, 3, 9, 0]
-    perms = [readout_permutation(key, 32, 32, nonce=n) for n in nonces]
+    nonces = [3, 5, 3, 9, 0]
+    perms = [readout.for_frame(n).permutation(key, 32, 32) for n in nonces]
     frames = torch.stack([shuffle(s, p) for s, p in zip(scenes, perms, strict=True)])
     with torch.no_grad():
         out = keyed.forward_nonces(frames, nonces, key)

@@ -1,5 +1,7 @@
 import json
 import stat
+import subprocess
+import sys
 
 import yaml
 
@@ -51,9 +53,25 @@ def test_validate_names_file_line_field_and_allowed_values(workdir, capsys):
     assert main(["validate", str(path)]) == 2
     assert f"{path}:4: RandomErasing moves pixels and has no keyed form" in capsys.readouterr().err
 
-    path.write_text("name: x\ntask: {name: evaluate}\naugment: [RandomHorizontalFlip]\n")
+    path.write_text("name: x\ntask: {name: simulate}\naugment: [RandomHorizontalFlip]\n")
     assert main(["validate", str(path)]) == 2
-    assert "task 'evaluate' does not train; augment applies to training" in capsys.readouterr().err
+    assert "task 'simulate' does not train; augment applies to training" in capsys.readouterr().err
+
+    path.write_text("name: x\ntask: {name: evaluate}\n")
+    assert main(["validate", str(path)]) == 2
+    assert f"{path}:1: task 'evaluate' needs model.weights (a trained plain model)" in capsys.readouterr().err
+
+    path.write_text("name: x\ntask: {name: evaluate}\nmodel:\n  weights: missing.pt\n")
+    assert main(["validate", str(path)]) == 2
+    assert f"{path}:4: weights file missing.pt does not exist" in capsys.readouterr().err
+
+    path.write_text("name: x\ntask: {name: simulate}\nsensor: none\n")
+    assert main(["validate", str(path)]) == 2
+    assert "task 'simulate' needs a sensor preset, not 'none'" in capsys.readouterr().err
+
+    path.write_text("name: x\ntask: {name: train}\nsensor:\n  overrides: {readout: {mode: fixed}}\n")
+    assert main(["validate", str(path)]) == 2
+    assert "readout.mode is 'fixed'; allowed: paper, per_frame" in capsys.readouterr().err
 
     path.write_text("name: x\ntask: [unclosed\n")
     assert main(["validate", str(path)]) == 2
@@ -100,3 +118,19 @@ def test_run_writes_its_folder(workdir, capsys):
     key_file = workdir / "keys" / "test.key"
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert key_file.read_text().strip() not in (out / "run.log").read_text()
+
+
+def test_help_info_and_validate_import_no_heavy_module(workdir):
+    """The quick commands start at once because they import neither torch, kornia nor OpenCV
+    (benchmarks/cli_startup.py times them)."""
+    path = write_config(workdir / "run.yaml", **synthetic_run({"name": "train", "epochs": 1}))
+    script = (
+        "import sys\n"
+        "from privcam.pipelines.cli import main\n"
+        f"assert main(['info']) == 0 and main(['validate', {str(path)!r}]) == 0\n"
+        "heavy = sorted({'torch', 'kornia', 'cv2', 'numba', 'torchvision'} & set(sys.modules))\n"
+        "assert not heavy, heavy\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "valid (train task" in result.stdout

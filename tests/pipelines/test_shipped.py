@@ -6,7 +6,8 @@ import pytest
 
 from privcam.nets import create_model
 from privcam.pipelines.config import load_run_config
-from privcam.pipelines.runner import load_weights, run
+from privcam.pipelines.models import load_weights
+from privcam.pipelines.runner import run
 
 REPO = Path(__file__).resolve().parents[2]
 WEIGHTS = REPO / "weights" / "fashion_mnist_small_cnn.pt"

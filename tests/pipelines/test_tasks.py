@@ -9,10 +9,12 @@ import pytest
 import torch
 import yaml
 
+from privcam.pipelines.capture import capture_tensors
 from privcam.pipelines.config import load_run_config
-from privcam.pipelines.data import DataError, capture_tensors, load_dataset
 from privcam.pipelines.runner import run
-from privcam.privacy import Key
+from privcam.pipelines.sources import DataError, load_dataset
+from privcam.pipelines.training import CHECKPOINT_FILE
+from privcam.privacy import Key, Readout
 from privcam.sensor import Frame
 
 from conftest import synthetic_run, write_config, write_tiny_cifar
@@ -25,7 +27,7 @@ def run_config(workdir, config: dict, name="run.yaml", overrides=()):
 def test_train_plain_then_resume_then_evaluate(workdir):
     metrics = run_config(workdir, synthetic_run({"name": "train", "epochs": 2, "batch_size": 16, "lr": 0.05}))
     assert metrics["epochs"] == 2 and 0 <= metrics["test_accuracy"] <= 1
-    checkpoint = torch.load(workdir / "runs/tiny/checkpoint.pt", weights_only=False)
+    checkpoint = CHECKPOINT_FILE.load(workdir / "runs/tiny/checkpoint.pt")
     assert checkpoint["epoch"] == 1 and checkpoint["config"]["task"]["epochs"] == 2
     assert checkpoint["meta"]["key_fingerprint"] is None  # a plain model: trained without the key
     again = run_config(workdir, synthetic_run({"name": "train", "epochs": 2, "batch_size": 16, "lr": 0.05}))
@@ -111,12 +113,15 @@ def test_data_sources(workdir):
 def test_captures_are_cached_and_reproducible(workdir):
     config = load_run_config(write_config(workdir / "r.yaml", **synthetic_run({"name": "train"})))
     key = Key.generate()
-    frames, _ = capture_tensors(config, "test", key)
+    captured = capture_tensors(config, "test", key)
+    assert captured.readout == Readout() and captured.key_fingerprint == key.fingerprint
     assert len(list((workdir / "runs/cache").iterdir())) == 1
-    again, _ = capture_tensors(config, "test", key, cache_dir=None)
-    assert torch.equal(frames, again)
-    plain, _ = capture_tensors(config, "test", None)
-    assert not torch.equal(frames, plain)
+    cached = capture_tensors(config, "test", key)
+    assert torch.equal(cached.frames, captured.frames) and cached.readout == captured.readout
+    again = capture_tensors(config, "test", key, cache_dir=None)
+    assert torch.equal(captured.frames, again.frames)
+    plain = capture_tensors(config, "test", None)
+    assert not torch.equal(captured.frames, plain.frames) and plain.readout is None
 
 
 def test_simulate_images_resumes(workdir):
@@ -149,7 +154,7 @@ def test_simulate_video_writes_protected_and_revealed_mp4(workdir):
         {"name": "simulate"},
         name="video",
         data={"source": "video", "path": str(video)},
-        sensor={"preset": "generic_cmos", "overrides": {"readout": {"nonce": "per_frame"}}},
+        sensor={"preset": "generic_cmos", "overrides": {"readout": {"mode": "per_frame"}}},
     )
     stats = run_config(workdir, config)
     assert stats["frames"] == 6
@@ -187,7 +192,7 @@ def test_torchrun_trains_with_two_processes(workdir):
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((workdir / "runs/ddp/metrics.json").read_text())
     assert metrics["epochs"] == 2, (metrics, result.stdout[-2000:], result.stderr[-2000:])
-    assert torch.load(workdir / "runs/ddp/checkpoint.pt", weights_only=False)["epoch"] == 1
+    assert CHECKPOINT_FILE.load(workdir / "runs/ddp/checkpoint.pt")["epoch"] == 1
 
 
 def test_attack_suite_on_tiny_data(workdir):
@@ -213,3 +218,33 @@ def test_attack_suite_on_tiny_data(workdir):
     out = workdir / "runs/attack"
     assert "## 6. Known plaintext" in (out / "report.md").read_text()
     assert cv2.imread(str(out / "report.png")) is not None
+
+
+def test_attack_scores_a_quad_readout_against_its_own_order(workdir):
+    """With a Bayer sensor whose ADC reads 2x2 cells, the known-plaintext and visual attacks must score
+    against the quad order the frames are really in (scored against a pixel order, both fall to chance)."""
+    sensor = {"preset": "phone_imx363", "seed": 0}
+    run_config(workdir, synthetic_run({"name": "train", "epochs": 1, "batch_size": 16}, sensor=sensor))
+    task = {"name": "attack", "finetune_epochs": 1, "mlp_epochs": 1, "histogram_epochs": 1, "kpa_max_frames": 8,
+            "kpa_trials": 1, "visual_frames": 4, "batch_size": 16}  # fmt: skip
+    results = run_config(
+        workdir, synthetic_run(task, name="attack_quad", sensor=sensor, model={"weights": "runs/tiny/weights.pt"})
+    )
+    kpa = results["known_plaintext"]
+    assert kpa["readout"] == "quad readout, paper mode"
+    assert kpa["recovered_fraction"]["fixed key, sensor noise"][-1] >= 0.5  # chance is 1/784
+    assert kpa["recovered_fraction"]["per-frame nonces, sensor noise"][-1] <= 0.05
+    assert results["visual"]["revealed_equals_plain_capture"] == 1.0
+    assert results["key_extraction"]["recovered_fraction"] == 1.0
+
+
+def test_per_frame_captures_carry_their_nonces(workdir):
+    sensor = {"preset": "phone_imx363", "overrides": {"readout": {"mode": "per_frame"}}}
+    config = load_run_config(write_config(workdir / "r.yaml", **synthetic_run({"name": "train"}, sensor=sensor)))
+    captured = capture_tensors(config, "test", Key.generate(), limit=3)
+    assert captured.readout == Readout(unit="quad", mode="per_frame")  # the preset's unit, with the mode changed
+    assert captured.nonces.tolist() == [10_000_000, 10_000_001, 10_000_002]  # the test frames' indices
+    assert captured.readout_of(1) == Readout(unit="quad", mode="per_frame", nonce=10_000_001)
+    keyed_training = synthetic_run({"name": "train", "epochs": 1}, name="keyed", sensor=sensor, model={"keyed": True})
+    with pytest.raises(ValueError, match="one per frame"):
+        run_config(workdir, keyed_training)

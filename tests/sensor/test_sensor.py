@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from privcam.privacy import permutation, shuffle
+from privcam.base.store import FileFormatError
+from privcam.privacy import Readout, permutation, shuffle
 from privcam.sensor import Frame, FrameKeyError, Sensor, load_preset, srgb_to_linear
 
 
@@ -19,7 +20,7 @@ def scene(height=32, width=48, seed=0):
         ("generic_cmos", {"unit": "pixel"}),
         ("generic_cmos", {"unit": "block", "block": 8}),
         ("phone_imx363", {"unit": "quad"}),
-        ("phone_imx363", {"unit": "pixel", "nonce": "per_frame"}),
+        ("phone_imx363", {"unit": "pixel", "mode": "per_frame"}),
         ("machine_vision_12bit", {"unit": "pixel"}),
     ],
 )
@@ -34,8 +35,8 @@ def test_keyed_readout_is_exact(preset, readout, key):
         revealed = protected.reveal(key)
         assert revealed.data.dtype == np.uint16
         assert np.array_equal(revealed.data, plain.data)
-    if readout.get("nonce") == "per_frame":
-        assert protected.metadata["nonce"] == 1
+    if readout.get("mode") == "per_frame":
+        assert protected.readout.nonce == 1 and protected.metadata["readout"]["nonce"] == 1
 
 
 def test_same_seed_same_frame_and_any_frame_can_be_recaptured(key):
@@ -131,11 +132,14 @@ def test_capture_leaves_the_callers_array_alone():
 
 
 def test_metadata_records_the_capture_but_never_the_key(key):
-    frame = Sensor.from_preset("phone_imx363", seed=5).capture_image(scene(), key=key, nonce=9)
+    sensor = Sensor.from_preset("phone_imx363", seed=5, readout={"unit": "quad", "mode": "per_frame"})
+    frame = sensor.capture_image(scene(), key=key, nonce=9)
     meta = frame.metadata
-    assert meta["key_fingerprint"] == key.fingerprint and meta["nonce"] == 9
-    assert meta["preset"] == "phone_imx363" and meta["bit_depth"] == 10 and meta["readout_unit"] == "quad"
-    assert meta["config_hash"] == load_preset("phone_imx363").config_hash and meta["shape"] == [32, 48]
+    assert meta["key_fingerprint"] == key.fingerprint
+    assert meta["readout"] == {"unit": "quad", "block": None, "mode": "per_frame", "nonce": 9}
+    assert frame.readout == Readout(unit="quad", mode="per_frame", nonce=9)
+    assert meta["preset"] == "phone_imx363" and meta["bit_depth"] == 10
+    assert meta["config_hash"] == sensor.config.config_hash and meta["shape"] == [32, 48]
     assert key.secret.hex() not in json.dumps(meta)
 
 
@@ -148,7 +152,7 @@ def test_frame_files_round_trip(tmp_path, key, other_key):
     with pytest.raises(FrameKeyError, match=f"fingerprint {key.fingerprint}, not with .* {other_key.fingerprint}"):
         loaded.reveal(other_key)
     (tmp_path / "junk.npz").write_bytes(b"junk")
-    with pytest.raises(ValueError, match="not a privcam frame"):
+    with pytest.raises(FileFormatError, match=r"junk\.npz is not a readable privcam-frame/2 file"):
         Frame.load(tmp_path / "junk.npz")
     png = frame.save_png(tmp_path / "frame.png")
     image = cv2.imread(str(png), cv2.IMREAD_UNCHANGED)
@@ -175,3 +179,18 @@ def test_tensors_for_networks(key):
         Sensor.from_preset("generic_cmos").capture_image(scene()).to_tensor(packed=True)
     rgb = protected.reveal(key).to_rgb8()
     assert rgb.shape == (32, 48, 3) and rgb.dtype == np.uint8
+
+
+def test_the_sensor_assigns_nonces_in_per_frame_mode_only(key):
+    paper = Sensor.from_preset("generic_cmos")
+    assert paper.capture_image(scene(), key=key).readout == Readout()
+    with pytest.raises(ValueError, match=r"'paper' mode .* takes no nonce"):
+        paper.capture_image(scene(), key=key, nonce=4)
+    with pytest.raises(ValueError, match="give the key too"):
+        paper.capture_image(scene(), nonce=4)
+    per_frame = Sensor.from_preset("generic_cmos", readout={"mode": "per_frame"})
+    frames = [per_frame.capture_image(scene(), key=key, frame_index=i) for i in (5, 6)]
+    assert [f.readout.nonce for f in frames] == [5, 6]  # by default each frame's index
+    assert not np.array_equal(frames[0].data, frames[1].data)
+    with pytest.raises(ValueError, match="divisible by 8"):
+        Sensor.from_preset("generic_cmos", readout={"unit": "block"}).capture_image(scene(30, 48), key=key)

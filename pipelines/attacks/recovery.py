@@ -1,9 +1,5 @@
 """Attacks on keyed readout that need no network: known-plaintext recovery, key extraction from a
-keyed model's index table, and the per-frame histogram that no permutation hides.
-
-(Attacks that train networks live in the pipelines' attack task; privacy imports neither sensor
-nor nets.)
-"""
+keyed model's index table, and the per-frame histogram that no permutation hides."""
 
 from __future__ import annotations
 
@@ -34,6 +30,7 @@ def known_plaintext_recovery(scenes: np.ndarray, frames: np.ndarray) -> np.ndarr
 
 
 def recovered_fraction(perm_hat: np.ndarray, perm: np.ndarray) -> float:
+    """The fraction of positions an estimated permutation gets right."""
     return float(np.mean(np.asarray(perm_hat) == np.asarray(perm)))
 
 

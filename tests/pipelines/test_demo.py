@@ -4,7 +4,7 @@ import stat
 import cv2
 import pytest
 
-from privcam.pipelines.demo import main
+from privcam.pipelines.tasks.demo import main
 
 
 def test_demo_writes_picture_metrics_and_a_private_key(tmp_path, capsys):

@@ -6,36 +6,26 @@ each rank trains on its share of every epoch and rank 0 evaluates and writes.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from ..privacy.atomic import atomic_write, write_figure
+from ..base.images import subplots, write_figure
+from ..base.store import FileFormat, FileFormatError
+from .config import TrainParams
 
+CHECKPOINT_FILE = FileFormat("checkpoint", 1)
 Augment = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
-
-
-@dataclass
-class TrainSettings:
-    epochs: int = 8
-    batch_size: int = 128
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    schedule: Literal["onecycle", "cosine", "step"] = "onecycle"
-    seed: int = 0
+log = logging.getLogger("privcam")
 
 
 @dataclass
@@ -85,7 +75,7 @@ def fit(
     model: nn.Module,
     train: tuple[torch.Tensor, torch.Tensor],
     test: tuple[torch.Tensor, torch.Tensor],
-    settings: TrainSettings,
+    settings: TrainParams,
     out_dir: Path,
     meta: dict[str, Any],
     progress: bool = True,
@@ -113,14 +103,13 @@ def fit(
     history: list[EpochResult] = []
     start_epoch = 0
     checkpoint_path = out_dir / "checkpoint.pt"
-    if checkpoint_path.exists():
-        state = torch.load(checkpoint_path, weights_only=False)
-        if state["meta"] == meta and state["settings"] == asdict(settings):
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            history = [EpochResult(**h) for h in state["history"]]
-            start_epoch = state["epoch"] + 1
+    state = _load_checkpoint(checkpoint_path)
+    if state is not None and state["meta"] == meta and state["settings"] == asdict(settings):
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        history = [EpochResult(**h) for h in state["history"]]
+        start_epoch = state["epoch"] + 1
     generator = torch.Generator().manual_seed(settings.seed)
     for _ in range(start_epoch):  # the same shuffles as an uninterrupted run
         torch.randperm(len(train_x), generator=generator)
@@ -166,13 +155,24 @@ def fit(
     return history
 
 
-def _scheduler(optimizer: torch.optim.Optimizer, settings: TrainSettings, steps_per_epoch: int):
+def _scheduler(optimizer: torch.optim.Optimizer, settings: TrainParams, steps_per_epoch: int):
     total = settings.epochs * steps_per_epoch
     if settings.schedule == "onecycle":
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=settings.lr, total_steps=total)
     if settings.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
     return torch.optim.lr_scheduler.MultiStepLR(optimizer, [int(total * 0.5), int(total * 0.75)], gamma=0.1)
+
+
+def _load_checkpoint(path: Path) -> dict | None:
+    """The checkpoint to resume from; None when there is none, or when it cannot be read (logged)."""
+    if not path.exists():
+        return None
+    try:
+        return CHECKPOINT_FILE.load(path)
+    except FileFormatError as err:
+        log.warning("training from scratch: %s", err)
+        return None
 
 
 def _save_checkpoint(path: Path, model, optimizer, scheduler, epoch: int, history, settings, meta, record) -> None:
@@ -187,13 +187,12 @@ def _save_checkpoint(path: Path, model, optimizer, scheduler, epoch: int, histor
         "meta": meta,
         "config": record,
     }
-    with atomic_write(path) as f:
-        torch.save(state, f)
+    CHECKPOINT_FILE.save(path, state)
 
 
 def plot_history(history: list[EpochResult], path: Path) -> None:
     epochs = [h.epoch + 1 for h in history]
-    figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
+    figure, (left, right) = subplots(1, 2, figsize=(9, 3.5))
     left.plot(epochs, [h.train_loss for h in history], "o-", label="train")
     left.plot(epochs, [h.test_loss for h in history], "o-", label="test")
     left.set(xlabel="epoch", ylabel="cross-entropy", title="loss")

@@ -9,6 +9,8 @@ prints frame-rate statistics; without a camera it falls back to a synthetic sour
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
 import statistics
 import time
@@ -20,28 +22,19 @@ import cv2
 import numpy as np
 import torch
 
-from ..privacy import Key, readout_inverse_permutation, shuffle
-from ..sensor import Frame, Sensor
-from ..sensor.frame import write_png
-from .config import RunConfig
-from .data import FASHION_MNIST_CLASSES, DataError, DataSection, load_dataset, make_sensor
-from .runner import TASKS, RunContext, Task, build_plain_model, make_keyed
+from ...base.images import write_png
+from ...base.video import VideoWriter
+from ...nets import to_keyed
+from ...privacy import Key
+from ...sensor import Sensor
+from ..capture import make_sensor
+from ..catalogue import RunContext
+from ..config import DataSection, RunConfig, WebcamParams
+from ..models import build_plain_model
+from ..sources import FASHION_MNIST_CLASSES, DataError, load_dataset
 
 PANEL = (320, 240)  # width, height of each tile in the window
 WINDOW = "privcam webcam"
-
-
-@dataclass
-class WebcamParams:
-    source: str = "synthetic"  # a camera index ("0"), a video file, or "synthetic"
-    width: int = 640
-    height: int = 480
-    frames: int | None = None  # stop after N frames
-    headless: bool = False
-    record: str | None = None  # an MP4 of the window
-    snapshots: str = "runs/webcam/snapshots"
-    classifier_size: list[int] = field(default_factory=lambda: [28, 28])  # [H, W] of the binned capture
-    class_names: list[str] = field(default_factory=lambda: list(FASHION_MNIST_CLASSES))
 
 
 @dataclass
@@ -91,37 +84,54 @@ def synthetic_scene(size: tuple[int, int]) -> Iterator[np.ndarray]:
         yield frame
 
 
+def sensors_by_mode(sensor: Sensor, seed: int) -> dict[bool, Sensor]:
+    """The sensor with its readout in "paper" mode (False) and in "per_frame" mode (True): the
+    window's n key switches between them."""
+    readout = sensor.config.readout
+    return {
+        per_frame: Sensor(
+            sensor.config.replace(readout=dataclasses.replace(readout, mode="per_frame" if per_frame else "paper")),
+            seed,
+        )
+        for per_frame in (False, True)
+    }
+
+
 class Classifier:
     """The keyed classifier on a binned capture: the scene's centre square, resized to the model's input."""
 
     def __init__(self, config: RunConfig, params: WebcamParams, key: Key, wrong_key: Key) -> None:
-        if len(params.classifier_size) != 2 or len(params.class_names) != config.model.num_classes:
+        self.classes = params.class_names or FASHION_MNIST_CLASSES
+        if len(params.classifier_size) != 2 or len(self.classes) != config.model.num_classes:
             raise ValueError(
                 f"task.classifier_size must be [H, W] and task.class_names must name {config.model.num_classes} classes"
             )
         self.input_size = (config.model.in_channels, *params.classifier_size)
         plain = build_plain_model(config, self.input_size).eval()
-        self.keyed = make_keyed(plain, config, key, self.input_size)
-        self.keyed_wrong = make_keyed(plain, config, wrong_key, self.input_size)
-        self.sensor = Sensor(make_sensor(config).config, seed=config.sensor.seed + 1)
-        self.classes = params.class_names
-        self.key = key
+        self.sensors = sensors_by_mode(make_sensor(config), seed=config.sensor.seed + 1)
+        readout = self.sensors[False].config.readout
+        self.models = {
+            held: to_keyed(plain, held, self.input_size, readout=readout, backend=config.model.backend)
+            for held in (key, wrong_key)
+        }
+        self.key, self.wrong_key = key, wrong_key
 
     @torch.inference_mode()
-    def predict(self, scene: np.ndarray, index: int, nonce: int | None, wrong: bool) -> tuple[str, float]:
+    def predict(self, scene: np.ndarray, index: int, nonces: bool, wrong: bool) -> tuple[str, float]:
         height, width = scene.shape[:2]
         side = min(height, width)
         crop = scene[
             (height - side) // 2 : (height - side) // 2 + side, (width - side) // 2 : (width - side) // 2 + side
         ]
         binned = cv2.resize(crop, self.input_size[:0:-1], interpolation=cv2.INTER_AREA)
-        frame = self.sensor.capture_image(binned, key=self.key, nonce=nonce, frame_index=index)
+        frame = self.sensors[nonces].capture_image(binned, key=self.key, frame_index=index)
         frames = frame.to_tensor()
         if frames.shape[0] != self.input_size[0]:
             frames = frames.mean(0, keepdim=True)  # channel mixing commutes with the keyed order
-        model = self.keyed_wrong if wrong else self.keyed
-        if self.keyed.nonce != nonce:
-            self.keyed.set_input_nonce(self.key, nonce)
+        held = self.wrong_key if wrong else self.key
+        model = self.models[held]
+        if model.readout != frame.readout:
+            model.set_input_readout(held, frame.readout)
         probabilities = model(frames.unsqueeze(0)).softmax(1)[0]
         confidence, label = probabilities.max(0)
         return self.classes[int(label)], float(confidence)
@@ -169,52 +179,43 @@ def run_loop(config: RunConfig, params: WebcamParams, key: Key, out: Path) -> di
         params.record = str(out / "webcam.mp4")
     frames, description = open_source(params.source, size)
     sensor = make_sensor(config)
+    sensors = sensors_by_mode(sensor, config.sensor.seed)
     wrong_key = Key.generate()
     classifier = Classifier(config, params, key, wrong_key)
-    writer = None
-    state = LoopState()
+    state = LoopState(nonces=sensor.config.readout.mode == "per_frame")
     shown = 0
     last = time.perf_counter()
     scene = next(frames, None)
     print(f"privcam webcam: {description}, {size[0]}x{size[1]}, key {key.fingerprint}")
-    try:
-        while scene is not None and (params.frames is None or shown < params.frames):
-            nonce = shown if state.nonces else None
-            frame = sensor.capture_image(scene, key=key, nonce=nonce, frame_index=shown)
-            protected = frame.to_rgb8()
-            revealed = _reveal(frame, wrong_key if state.wrong_key else key).to_rgb8()
-            prediction = classifier.predict(scene, shown, nonce, state.wrong_key)
-            now = time.perf_counter()
-            state.frame_times.append(now - last)
-            last = now
-            window = compose(
-                scene,
-                protected,
-                revealed,
-                prediction,
-                1.0 / statistics.median(state.frame_times[-30:]),
-                key.fingerprint,
-                state,
-            )
-            if params.record is not None:
-                if writer is None:
-                    writer = _open_writer(Path(params.record), window.shape[1::-1])
-                writer.write(cv2.cvtColor(window, cv2.COLOR_RGB2BGR))
-            shown += 1
+    recording = None if params.record is None else Path(params.record)
+    if recording is not None:
+        recording.parent.mkdir(parents=True, exist_ok=True)
+    with VideoWriter(recording, 25) if recording is not None else contextlib.nullcontext() as video:
+        try:
+            while scene is not None and (params.frames is None or shown < params.frames):
+                frame = sensors[state.nonces].capture_image(scene, key=key, frame_index=shown)
+                protected = frame.to_rgb8()
+                revealed = frame.reveal(wrong_key if state.wrong_key else key, strict=False).to_rgb8()
+                prediction = classifier.predict(scene, shown, state.nonces, state.wrong_key)
+                now = time.perf_counter()
+                state.frame_times.append(now - last)
+                last = now
+                fps = 1.0 / statistics.median(state.frame_times[-30:])
+                window = compose(scene, protected, revealed, prediction, fps, key.fingerprint, state)
+                if video is not None:
+                    video.write(window)
+                shown += 1
+                if display:
+                    cv2.imshow(WINDOW, cv2.cvtColor(window, cv2.COLOR_RGB2BGR))
+                    if _handle_key(cv2.waitKey(1) & 0xFF, state, frame, Path(params.snapshots), window):
+                        break
+                if not state.paused:
+                    scene = next(frames, None)
+        except KeyboardInterrupt:
+            print("privcam webcam: interrupted; finishing the recording")
+        finally:
             if display:
-                cv2.imshow(WINDOW, cv2.cvtColor(window, cv2.COLOR_RGB2BGR))
-                if _handle_key(cv2.waitKey(1) & 0xFF, state, frame, Path(params.snapshots), window):
-                    break
-            if not state.paused:
-                scene = next(frames, None)
-    except KeyboardInterrupt:
-        print("privcam webcam: interrupted; finishing the recording")
-    finally:
-        if writer is not None:
-            writer.release()
-            Path(params.record + ".tmp.mp4").replace(params.record)
-        if display:
-            cv2.destroyAllWindows()
+                cv2.destroyAllWindows()
     times = state.frame_times[1:] or state.frame_times
     stats = {
         "frames": shown,
@@ -226,23 +227,6 @@ def run_loop(config: RunConfig, params: WebcamParams, key: Key, out: Path) -> di
     }
     print(f"privcam webcam: {shown} frames, median {stats['fps_median']} fps, mean {stats['fps_mean']} fps")
     return stats
-
-
-def _reveal(frame: Frame, key: Key) -> Frame:
-    """Unshuffle with `key`, right or wrong: a wrong key shows what someone without the key gets."""
-    meta = frame.metadata
-    inverse = readout_inverse_permutation(
-        key, frame.height, frame.width, meta["readout_unit"], meta["readout_block"], meta["nonce"]
-    )
-    return Frame(shuffle(frame.data, inverse), {**meta, "key_fingerprint": None})
-
-
-def _open_writer(path: Path, size: tuple[int, int]) -> cv2.VideoWriter:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    writer = cv2.VideoWriter(str(path) + ".tmp.mp4", cv2.VideoWriter_fourcc(*"mp4v"), 25, size)
-    if not writer.isOpened():
-        raise ValueError(f"OpenCV cannot write the recording {path}")
-    return writer
 
 
 def _handle_key(key_code: int, state: LoopState, frame, snapshots: Path, window: np.ndarray) -> bool:
@@ -265,8 +249,5 @@ def _handle_key(key_code: int, state: LoopState, frame, snapshots: Path, window:
     return False
 
 
-def run_webcam(ctx: RunContext) -> dict:
+def run(ctx: RunContext) -> dict:
     return run_loop(ctx.config, ctx.params, ctx.key, ctx.out)
-
-
-TASKS.register("webcam")(Task(WebcamParams, run_webcam, "live camera demo: scene, protected, revealed, prediction"))

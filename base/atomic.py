@@ -12,7 +12,17 @@ from typing import IO
 
 @contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb", permissions: int = 0o644) -> Iterator[IO]:
-    """Open a temporary file beside `path`; on success it replaces `path`, on error it is removed."""
+    """Open a temporary file beside `path`; on success it replaces `path`, on error it is removed.
+
+    Args:
+        path: the file to write.
+        mode: "wb" or "w".
+        permissions: the file's mode bits (0o600 for key files).
+
+    Example:
+        >>> with atomic_write("runs/metrics.json", "w") as f:  # doctest: +SKIP
+        ...     f.write("{}")
+    """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -25,14 +35,3 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb", permissions: int = 0
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def write_figure(figure, path: str | os.PathLike, dpi: int = 110) -> Path:
-    """Save a matplotlib figure as PNG atomically and close it (pyplot keeps open figures alive)."""
-    import matplotlib.pyplot as plt
-
-    figure.tight_layout()
-    with atomic_write(path) as f:
-        figure.savefig(f, format="png", dpi=dpi)
-    plt.close(figure)
-    return Path(path)

@@ -1,25 +1,18 @@
-"""Data sources (a registry) and capturing a dataset through the simulated sensor, with a cache."""
+"""Data sources: each a function (section, split) -> Dataset of scenes, registered by name in
+config.DATA_SOURCES."""
 
 from __future__ import annotations
 
 import gzip
-import hashlib
-import json
 import pickle
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
-from tqdm import tqdm
 
-from ..privacy import Key, readout_permutation, shuffle
-from ..privacy.atomic import atomic_write
-from ..sensor import Sensor, load_preset
-from .config import ConfigError, DataSection, RunConfig
-from .registry import Registry
+from .config import DATA_SOURCES, DataSection, RunConfig
 
 FASHION_MNIST_ROOT = "/usr/share/datasets/fashion-mnist"
 FASHION_MNIST_CLASSES = [
@@ -36,7 +29,6 @@ FASHION_MNIST_CLASSES = [
 ]
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
-TEST_INDEX_OFFSET = 10_000_000  # frame indices of test items, so train and test noise never repeat
 
 
 class DataError(ValueError):
@@ -55,10 +47,8 @@ class Dataset:
     masks: list[np.ndarray] | None = None  # segmentation sources: class id per pixel (H, W)
 
 
-DATA_SOURCES: Registry[Callable[[DataSection, str], Dataset]] = Registry("data source")
-
-
 def load_dataset(section: DataSection, split: str | None = None) -> Dataset:
+    """The scenes of `section` (its split unless `split` is given), limited and resized as it says."""
     dataset = DATA_SOURCES.get(section.source)(section, split or section.split)
     if section.limit is not None:
         dataset = _first(dataset, section.limit)
@@ -95,7 +85,6 @@ def _read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
-@DATA_SOURCES.register("fashion_mnist")
 def fashion_mnist(section: DataSection, split: str) -> Dataset:
     root = Path(section.root or FASHION_MNIST_ROOT)
     prefix = "train" if split == "train" else "t10k"
@@ -110,7 +99,6 @@ def fashion_mnist(section: DataSection, split: str) -> Dataset:
     return Dataset(list(images), labels, FASHION_MNIST_CLASSES, [f"{split}-{i:05d}" for i in range(len(labels))])
 
 
-@DATA_SOURCES.register("cifar10")
 def cifar10(section: DataSection, split: str) -> Dataset:
     """A local CIFAR-10 folder in the python-pickle format (data_batch_1..5, test_batch)."""
     if section.root is None:
@@ -140,7 +128,6 @@ def cifar10(section: DataSection, split: str) -> Dataset:
     return Dataset(images, np.asarray(labels, np.int64), names, [f"{split}-{i:05d}" for i in range(len(labels))])
 
 
-@DATA_SOURCES.register("image_folder")
 def image_folder(section: DataSection, split: str) -> Dataset:
     """PNG/JPEG files, one sub-folder per class (files directly in the folder form one class)."""
     if section.root is None:
@@ -165,7 +152,6 @@ def image_folder(section: DataSection, split: str) -> Dataset:
     return Dataset(images, np.asarray(labels, np.int64), classes, names)
 
 
-@DATA_SOURCES.register("skimage_samples")
 def skimage_samples(section: DataSection, split: str) -> Dataset:
     """scikit-image's bundled sample pictures: a built-in default for camera simulation."""
     import skimage.data
@@ -178,7 +164,6 @@ def skimage_samples(section: DataSection, split: str) -> Dataset:
     return Dataset(images, None, [], names)
 
 
-@DATA_SOURCES.register("video")
 def video(section: DataSection, split: str) -> Dataset:
     if section.path is None:
         raise DataError("data.path must name a video file")
@@ -198,7 +183,6 @@ def video(section: DataSection, split: str) -> Dataset:
     return Dataset(frames, None, [], [f"frame-{i:06d}" for i in range(len(frames))], fps)
 
 
-@DATA_SOURCES.register("synthetic")
 def synthetic(section: DataSection, split: str) -> Dataset:
     """Shapes on textured noise, one shape per class: small, deterministic data for tests."""
     size = section.size or [32, 32]
@@ -238,7 +222,6 @@ def synthetic(section: DataSection, split: str) -> Dataset:
     )
 
 
-@DATA_SOURCES.register("segmentation_folder")
 def segmentation_folder(section: DataSection, split: str) -> Dataset:
     """ROOT/SPLIT/images/*.png with ROOT/SPLIT/masks/*.png of class ids (as `privcam make-shapes` writes)."""
     if section.root is None:
@@ -260,7 +243,6 @@ def segmentation_folder(section: DataSection, split: str) -> Dataset:
     return Dataset(images, None, SHAPE_CLASSES, names, masks=masks)
 
 
-@DATA_SOURCES.register("fashion_mnist_segmentation")
 def fashion_mnist_segmentation(section: DataSection, split: str) -> Dataset:
     """Fashion-MNIST foreground segmentation: the mask is the garment's pixels (value > 24)."""
     dataset = fashion_mnist(section, split)
@@ -276,75 +258,3 @@ def load_masks(config: RunConfig, split: str, limit: int | None = None) -> torch
         raise DataError(f"data source {config.data.source!r} has no masks; use a segmentation source")
     masks = dataset.masks if limit is None else dataset.masks[:limit]
     return torch.from_numpy(np.stack(masks))
-
-
-def make_sensor(config: RunConfig) -> Sensor | None:
-    if not config.protected:
-        return None
-    try:
-        sensor_config = load_preset(config.sensor.preset)
-        if config.sensor.overrides:
-            sensor_config = sensor_config.replace(**config.sensor.overrides)
-    except ValueError as err:
-        raise ConfigError(f"{config.where('sensor')}: {err}") from None
-    return Sensor(sensor_config, seed=config.sensor.seed)
-
-
-def capture_tensors(
-    config: RunConfig,
-    split: str,
-    key: Key | None,
-    cache_dir: Path | None = Path("runs/cache"),
-    limit: int | None = None,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The split as network input (N, C, H, W) float32: scenes through the sensor (keyed when `key`),
-    or scenes scaled to [0, 1] (and shuffled by the readout permutation when keyed) with sensor 'none'.
-    Captures are cached on disk: the sensor is deterministic given its seed and the frame index."""
-    sensor = make_sensor(config)
-    fingerprint = None if key is None else key.fingerprint
-    recipe = {
-        "data": {k: v for k, v in vars(config.data).items()},
-        "split": split,
-        "sensor": None if sensor is None else sensor.config.config_hash,
-        "sensor_seed": config.sensor.seed,
-        "key": fingerprint,
-        "in_channels": config.model.in_channels,
-        "limit": limit,
-    }
-    digest = hashlib.blake2b(json.dumps(recipe, sort_keys=True).encode(), digest_size=10).hexdigest()
-    cache = None if cache_dir is None else Path(cache_dir) / f"capture-{digest}.pt"
-    if cache is not None and cache.exists():
-        payload = torch.load(cache, weights_only=True)
-        return payload["frames"], payload.get("labels")
-    dataset = load_dataset(config.data, split)
-    if limit is not None:
-        dataset = _first(dataset, limit)
-    offset = TEST_INDEX_OFFSET if split == "test" else 0
-    tensors = []
-    for i, image in enumerate(tqdm(dataset.images, desc=f"capturing {split}", unit="frame", leave=False)):
-        if sensor is None:
-            tensor = _scene_tensor(image, config.model.in_channels)
-            if key is not None:
-                tensor = shuffle(tensor, readout_permutation(key, tensor.shape[1], tensor.shape[2]))
-        else:
-            tensor = sensor.capture_image(image, key=key, frame_index=offset + i).to_tensor()
-        tensors.append(tensor)
-    frames = torch.stack(tensors)
-    labels = None if dataset.labels is None else torch.from_numpy(dataset.labels)
-    if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_write(cache) as f:
-            torch.save({"frames": frames, "labels": labels, "recipe": recipe}, f)
-    return frames, labels
-
-
-def _scene_tensor(image: np.ndarray, channels: int) -> torch.Tensor:
-    values = image.astype(np.float32) / 255.0
-    if values.ndim == 2:
-        values = values[..., None]
-    if values.shape[2] == 3 and channels == 1:
-        values = values @ np.array([0.299, 0.587, 0.114], np.float32)
-        values = values[..., None]
-    elif values.shape[2] == 1 and channels == 3:
-        values = np.repeat(values, 3, axis=2)
-    return torch.from_numpy(np.ascontiguousarray(values.transpose(2, 0, 1)))

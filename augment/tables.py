@@ -1,4 +1,5 @@
-"""The order protected frames are in, and the index tables derived from it (cached)."""
+"""The order protected frames are in (a key and a Readout), and the index tables derived from it
+for the keyed forms, cached."""
 
 from __future__ import annotations
 
@@ -8,33 +9,28 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from ..nets import stencil
-from ..privacy.keys import Key
-from ..privacy.schedule import readout_inverse_permutation, readout_permutation
-from ..privacy.shuffle import _as_index
+from ..privacy import Key, Readout, index_tensor, key_table
 
 
 @dataclass(frozen=True)
-class Readout:
-    """The order protected frames are in: the key's readout permutation for each frame size."""
+class Order:
+    """The order of a batch of protected frames: `readout` under `key`. Hashable, so that every
+    table derived from it below is computed once."""
 
     key: Key
-    unit: str = "pixel"
-    block: int = 8
-    nonce: int | None = None
+    readout: Readout
 
     def permutation(self, height: int, width: int) -> np.ndarray:
-        return readout_permutation(self.key, height, width, self.unit, self.block, self.nonce)
+        return self.readout.permutation(self.key, height, width)
 
     def inverse(self, height: int, width: int) -> np.ndarray:
-        return readout_inverse_permutation(self.key, height, width, self.unit, self.block, self.nonce)
+        return self.readout.inverse(self.key, height, width)
 
 
 @lru_cache(maxsize=32)
-def readout_index(readout: Readout, inverse: bool, height: int, width: int, device: torch.device) -> torch.Tensor:
+def order_index(order: Order, inverse: bool, height: int, width: int, device: torch.device) -> torch.Tensor:
     """The readout permutation (or its inverse) as int64 on `device`, copied there once."""
-    table = readout.inverse(height, width) if inverse else readout.permutation(height, width)
-    return _as_index(table, device)
+    return index_tensor(order.inverse(height, width) if inverse else order.permutation(height, width), device)
 
 
 def compact(values: np.ndarray, bound: int) -> np.ndarray:
@@ -47,7 +43,7 @@ def compact(values: np.ndarray, bound: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=16)
-def neighbour_table(readout: Readout, height: int, width: int) -> np.ndarray:
+def neighbour_table(order: Order, height: int, width: int) -> np.ndarray:
     """(H * W, 4): the keyed positions of each scene pixel and of its right, lower and lower-right
     neighbours (the pixel's own column or row past the frame's edge), compacted with room for one
     more value, H * W, which the kernels use for padding.
@@ -55,7 +51,7 @@ def neighbour_table(readout: Readout, height: int, width: int) -> np.ndarray:
     A bilinear tap's four keyed positions are then one read instead of four random ones. Column 0
     is the inverse readout itself (inverse_table).
     """
-    inverse = readout.inverse(height, width).reshape(height, width)
+    inverse = order.inverse(height, width).reshape(height, width)
     right = np.minimum(np.arange(width) + 1, width - 1)
     below = np.minimum(np.arange(height) + 1, height - 1)
     table = np.stack([inverse, inverse[:, right], inverse[below], inverse[below][:, right]], -1)
@@ -63,16 +59,16 @@ def neighbour_table(readout: Readout, height: int, width: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=16)
-def inverse_table(readout: Readout, height: int, width: int) -> np.ndarray:
+def inverse_table(order: Order, height: int, width: int) -> np.ndarray:
     """The inverse readout (keyed position of each scene pixel) for the CPU kernels: the neighbour
     table's first column, contiguous."""
-    return np.ascontiguousarray(neighbour_table(readout, height, width)[:, 0])
+    return np.ascontiguousarray(neighbour_table(order, height, width)[:, 0])
 
 
 @lru_cache(maxsize=16)
-def scene_coordinates(readout: Readout, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+def scene_coordinates(order: Order, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     """Scene row and column of each keyed position of a frame this size, compacted."""
-    rows, cols = np.divmod(readout.permutation(height, width).astype(np.int64), width)
+    rows, cols = np.divmod(order.permutation(height, width).astype(np.int64), width)
     return compact(rows, height), compact(cols, width)
 
 
@@ -86,7 +82,7 @@ class KeyedTable:
     compact: np.ndarray
 
 
-def key_table(readout: Readout, in_hw: tuple[int, int], index: np.ndarray, device: torch.device) -> KeyedTable:
-    """A filter's scene taps (N, K) in keyed order (see nets.stencil.key_table)."""
-    table = stencil.key_table(index, readout.inverse(*in_hw), readout.permutation(*in_hw))
+def keyed_filter_table(order: Order, in_hw: tuple[int, int], index: np.ndarray, device: torch.device) -> KeyedTable:
+    """A filter's scene taps (N, K) in keyed order (see privacy.key_table)."""
+    table = key_table(index, order.inverse(*in_hw), order.permutation(*in_hw))
     return KeyedTable(torch.from_numpy(table).to(device), compact(table, in_hw[0] * in_hw[1] + 1))

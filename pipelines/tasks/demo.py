@@ -18,12 +18,12 @@ import numpy as np
 import skimage.data
 import torch
 
-from ..augment import KeyedAugmentation, Readout
-from ..nets import create_model, to_keyed
-from ..nets.convert import BACKENDS
-from ..privacy import Key, readout_permutation, shuffle, unshuffle
-from ..privacy.atomic import atomic_write
-from ..sensor.frame import write_png
+from ...augment import KeyedAugmentation
+from ...base.atomic import atomic_write
+from ...base.images import write_png
+from ...nets import BACKENDS, create_model, to_keyed
+from ...privacy import Key, Readout, shuffle, unshuffle
+from ..attacks.visual import psnr
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
@@ -50,11 +50,6 @@ def to_network_input(image: np.ndarray) -> torch.Tensor:
 def to_image(frames: torch.Tensor) -> np.ndarray:
     """(1, 3, H, W) RGB in [0, 1] -> (H, W, 3) uint8."""
     return (frames[0].permute(1, 2, 0).clamp(0, 1) * 255).round().byte().numpy()
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
 def colour_map(values: np.ndarray, low: float, high: float) -> np.ndarray:
@@ -87,8 +82,9 @@ def timed(fn, x: torch.Tensor):
 def run_demo(out: Path, key: Key, image_path: Path | None, size: int, backend: str) -> dict:
     wrong_key = Key.generate()
     scene, scene_name = load_scene(image_path, size)
-    perm = readout_permutation(key, size, size)
-    wrong_perm = readout_permutation(wrong_key, size, size)
+    readout = Readout()
+    perm = readout.permutation(key, size, size)
+    wrong_perm = readout.permutation(wrong_key, size, size)
     protected = shuffle(scene, perm)
     revealed = unshuffle(protected, perm)
     wrong_reveal = unshuffle(protected, wrong_perm)
@@ -120,7 +116,7 @@ def run_demo(out: Path, key: Key, image_path: Path | None, size: int, backend: s
     for aug in augmentations:
         params.append(aug.forward_parameters(augmented.shape))
         augmented = aug(augmented, params=params[-1])
-    keyed_augmented = KeyedAugmentation(augmentations, Readout(key))(shuffle(rgb, perm), params)
+    keyed_augmented = KeyedAugmentation(augmentations, key, readout)(shuffle(rgb, perm), params)
     revealed_augmented = unshuffle(keyed_augmented, perm)
 
     metrics = {
@@ -128,8 +124,8 @@ def run_demo(out: Path, key: Key, image_path: Path | None, size: int, backend: s
         "scene": scene_name,
         "frame_size": [size, size],
         "backend": backend,
-        "psnr_protected_db": round(psnr(protected, scene), 2),
-        "psnr_wrong_key_reveal_db": round(psnr(wrong_reveal, scene), 2),
+        "psnr_protected_db": round(psnr(scene, protected, 255), 2),
+        "psnr_wrong_key_reveal_db": round(psnr(scene, wrong_reveal, 255), 2),
         "reveal_exact": bool(np.array_equal(revealed, scene)),
         "classifier": {
             "model": "resnet18 (random weights, seed 0: no pretrained weights are downloaded)",

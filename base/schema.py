@@ -1,0 +1,145 @@
+"""Validated settings: build a dataclass from YAML data, checking every field against its type hint.
+
+Run files (pipelines) and sensor presets (sensor) both go through `build`; every error names the
+file, the line when it is known, the field, and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from typing import Any, Literal
+
+from .registry import did_you_mean
+
+
+class ConfigError(ValueError):
+    """A user error in a run file, a preset or an override; the CLI prints it and exits with code 2."""
+
+
+class SourceLines:
+    """Line numbers of the mapping keys and values of a YAML document, by field path.
+
+    Args:
+        source: the file name used in messages.
+
+    A path recorded with line None came from a command-line override (`--set`).
+    """
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.lines: dict[tuple, int | None] = {}
+
+    def record(self, node: Any, path: tuple = ()) -> None:
+        """Record the lines of a composed YAML node (yaml.compose) and everything under it."""
+        import yaml
+
+        self.lines[path] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                self.record(value_node, (*path, key_node.value))
+                self.lines[(*path, key_node.value)] = key_node.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                self.record(item, (*path, i))
+
+    def where(self, path: tuple) -> str:
+        """FILE:LINE of `path` (or of its closest recorded parent), or '--set' for an override."""
+        if self.lines.get(path, 0) is None:
+            return "--set"
+        while path and path not in self.lines:
+            path = path[:-1]
+        line = self.lines.get(path)
+        return f"{self.source}:{line}" if line else self.source
+
+
+def build(cls: type, data: Any, lines: SourceLines, path: tuple = ()) -> Any:
+    """Validate mapping `data` against dataclass `cls` and build it.
+
+    Unknown fields, missing required fields and values of the wrong type raise ConfigError naming
+    the file, line and field. Fields whose metadata says {"internal": True} are not settable.
+    """
+    where = lines.where(path)
+    name = ".".join(map(str, path)) or "the file"
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: {name} must be a mapping, got {_kind(data)}")
+    fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
+    hints = typing.get_type_hints(cls)
+    for key in data:
+        if key not in fields:
+            raise ConfigError(
+                f"{lines.where((*path, key))}: unknown field {_dotted((*path, key))!r}{did_you_mean(key, fields)}; "
+                f"allowed: {', '.join(fields)}"
+            )
+    values = {}
+    for field_name, spec in fields.items():
+        if field_name not in data:
+            if spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
+                raise ConfigError(f"{where}: {name} needs the field {field_name!r}")
+            continue
+        values[field_name] = check_value(hints[field_name], data[field_name], lines, (*path, field_name))
+    try:
+        return cls(**values)
+    except ConfigError:
+        raise
+    except ValueError as err:
+        raise ConfigError(f"{where}: {err}") from None
+
+
+def check_value(hint: Any, value: Any, lines: SourceLines, path: tuple) -> Any:
+    """Check one value against a type hint: int, float, bool, str, Literal, unions with None, list[X],
+    tuple[X, ...], dict, or a dataclass (built with `build`)."""
+    where, name = lines.where(path), _dotted(path)
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        options = [a for a in args if a is not type(None)]
+        for option in options[:-1]:
+            try:
+                return check_value(option, value, lines, path)
+            except ConfigError:
+                continue
+        return check_value(options[-1], value, lines, path)
+    if origin is Literal:
+        if value not in args:
+            allowed = ", ".join(map(str, args))
+            raise ConfigError(f"{where}: {name} is {value!r}{did_you_mean(value, map(str, args))}; allowed: {allowed}")
+        return value
+    if dataclasses.is_dataclass(hint):
+        return build(hint, value, lines, path)
+    if origin in (list, tuple) or hint in (list, tuple):
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{where}: {name} must be a list, got {_kind(value)}")
+        items = [check_value(args[0], v, lines, path) for v in value] if args else list(value)
+        return tuple(items) if origin is tuple or hint is tuple else items
+    if hint is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: {name} must be a mapping, got {_kind(value)}")
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: {name} must be true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: {name} must be an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+            raise ConfigError(f"{where}: {name} must be a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: {name} must be text, got {value!r}")
+        return value
+    return value
+
+
+def _dotted(path: tuple) -> str:
+    return ".".join(map(str, path))
+
+
+def _kind(value: Any) -> str:
+    return "nothing" if value is None else type(value).__name__

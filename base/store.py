@@ -1,0 +1,110 @@
+"""One versioned file format for everything privcam saves: frames, weights, keyed models, training
+checkpoints and capture caches.
+
+Every file carries a header tag "privcam-NAME/VERSION". Loading never runs code from the file:
+torch files are read with `weights_only=True` (tensors, numbers, strings, lists, dicts only) and
+.npz files with `allow_pickle=False`. A file of another kind or version is a clear FileFormatError.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from .atomic import atomic_write
+
+
+class FileFormatError(ValueError):
+    """A file that is unreadable, corrupt, or not of the expected privcam kind and version."""
+
+
+@dataclass(frozen=True)
+class FileFormat:
+    """A kind of privcam file.
+
+    Args:
+        name: the kind, e.g. "weights".
+        version: bumped whenever the payload changes meaning.
+        container: "torch" (torch.save of a dict: state dicts, optimiser states) or "npz" (NumPy
+            arrays and a JSON metadata dict, readable without torch: frames).
+
+    Example:
+        >>> WEIGHTS = FileFormat("weights", 1)
+        >>> WEIGHTS.save("w.pt", {"state_dict": model.state_dict()})  # doctest: +SKIP
+        >>> WEIGHTS.load("w.pt")["state_dict"]  # doctest: +SKIP
+    """
+
+    name: str
+    version: int
+    container: Literal["torch", "npz"] = "torch"
+
+    @property
+    def tag(self) -> str:
+        return f"privcam-{self.name}/{self.version}"
+
+    def save(self, path: str | os.PathLike, payload: dict[str, Any]) -> Path:
+        """Write `payload` atomically. For "npz", payload holds arrays and a JSON-safe "metadata" dict."""
+        path = Path(path)
+        buffer = io.BytesIO()
+        if self.container == "torch":
+            import torch
+
+            torch.save({"format": self.tag, **payload}, buffer)
+        else:
+            import numpy as np
+
+            arrays = {k: v for k, v in payload.items() if k != "metadata"}
+            header = json.dumps({"format": self.tag, "metadata": payload.get("metadata", {})})
+            np.savez(buffer, header=np.array(header), **arrays)
+        with atomic_write(path) as f:
+            f.write(buffer.getvalue())
+        return path
+
+    def load(self, path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
+        """The payload of a file of this kind and version (without its "format" tag).
+
+        Raises FileNotFoundError for a missing file and FileFormatError for anything else wrong.
+        """
+        path = Path(path)
+        if not path.is_file():
+            if path.exists():
+                raise FileFormatError(f"{path} is not a file (expected a {self.tag} file)")
+            raise FileNotFoundError(f"{path} does not exist (expected a {self.tag} file)")
+        try:
+            payload = self._read(path, map_location)
+        except FileFormatError:
+            raise
+        except Exception as err:
+            raise FileFormatError(f"{path} is not a readable {self.tag} file: {_first_line(err)}") from None
+        found = payload.pop("format", None) if isinstance(payload, dict) else None
+        if found != self.tag:
+            kind, _, _version = str(found).partition("/")
+            if kind == f"privcam-{self.name}":
+                raise FileFormatError(
+                    f"{path} is a {found} file, written by another privcam version; this one reads {self.tag}"
+                )
+            raise FileFormatError(f"{path} is not a {self.tag} file (found {found!r})")
+        return payload
+
+    def _read(self, path: Path, map_location: Any) -> Any:
+        if self.container == "torch":
+            import torch
+
+            return torch.load(path, map_location=map_location, weights_only=True)
+        import numpy as np
+
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+        header = json.loads(str(arrays.pop("header")))
+        if not isinstance(header, dict) or not isinstance(header.get("metadata"), dict):
+            raise FileFormatError(f"{path}: the header is not a JSON object with a metadata object")
+        return {"format": header.get("format"), "metadata": header["metadata"], **arrays}
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__

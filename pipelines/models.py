@@ -1,0 +1,74 @@
+"""The run's network: the plain architecture with its weights, its keyed form, and the weights file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..base.schema import ConfigError
+from ..base.store import FileFormat, FileFormatError
+from ..nets import KeyedModel, create_model, to_keyed
+from ..privacy import Key
+from .capture import Captured
+from .config import RunConfig
+
+WEIGHTS_FILE = FileFormat("weights", 1)
+
+
+def build_plain_model(config: RunConfig, input_size: tuple[int, int, int]) -> torch.nn.Module:
+    """The architecture of `model:` for frames of `input_size` (C, H, W), with `model.weights` loaded
+    when given."""
+    model = create_model(config.model.arch, num_classes=config.model.num_classes, in_channels=config.model.in_channels)
+    if config.model.weights:
+        load_weights(model, Path(config.model.weights))
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, *input_size))
+    except RuntimeError as err:
+        raise ConfigError(
+            f"{config.where('model', 'arch')}: {config.model.arch} does not take frames of size {input_size} "
+            f"(set data.size or model.in_channels): {str(err).splitlines()[0]}"
+        ) from None
+    return model.train(was_training)
+
+
+def make_keyed(model: torch.nn.Module, config: RunConfig, key: Key, captured: Captured) -> KeyedModel:
+    """`model` keyed for the frames of `captured`, in their readout order, with the run's backend."""
+    if captured.nonces is not None:
+        raise ConfigError(
+            f"{config.where('sensor')}: this task runs keyed networks on one readout order; "
+            "its frames have one per frame (readout.mode per_frame)"
+        )
+    return to_keyed(model, key, captured.input_size, readout=captured.readout, backend=config.model.backend)
+
+
+def save_weights(model: torch.nn.Module, path: Path, config: RunConfig, meta: dict) -> None:
+    """Plain weights, stored as float16 to keep shipped files small; `meta` says how they were made."""
+    state = {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}
+    WEIGHTS_FILE.save(
+        path,
+        {
+            "arch": config.model.arch,
+            "num_classes": config.model.num_classes,
+            "in_channels": config.model.in_channels,
+            "state_dict": state,
+            "meta": meta,
+        },
+    )
+
+
+def load_weights(model: torch.nn.Module, path: Path) -> dict:
+    """Load a weights file into `model`; returns its meta. Every problem is a ConfigError naming the file."""
+    try:
+        payload = WEIGHTS_FILE.load(path)
+    except (FileNotFoundError, FileFormatError) as err:
+        raise ConfigError(str(err)) from None
+    reference = model.state_dict()
+    state = {k: v.to(reference[k].dtype) if k in reference else v for k, v in payload["state_dict"].items()}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise ConfigError(f"{path} does not fit the model ({payload['arch']} weights): {err}") from None
+    return payload["meta"]

@@ -1,0 +1,102 @@
+"""The Readout value: the one description of a readout order, its labels, units, modes and errors."""
+
+import numpy as np
+import pytest
+
+from privcam.privacy import Readout, ReadoutError, permutation
+
+
+def test_golden_readout_vectors(key):
+    assert Readout(unit="quad").permutation(key, 4, 4).tolist() == [
+        8, 9, 0, 1, 12, 13, 4, 5, 10, 11, 2, 3, 14, 15, 6, 7,
+    ]  # fmt: skip
+    assert Readout(unit="block", block=2, mode="per_frame", nonce=7).permutation(key, 4, 6).tolist() == [
+        0, 1, 16, 17, 14, 15, 6, 7, 22, 23, 20, 21, 4, 5, 2, 3, 12, 13, 10, 11, 8, 9, 18, 19,
+    ]  # fmt: skip
+    assert Readout().permutation(key, 1080, 1920)[:4].tolist() == [1008564, 1401449, 797997, 1318685]
+
+
+def test_labels_follow_design():
+    assert Readout().label(480, 640) == "readout/480x640"
+    assert Readout(unit="quad").label(480, 640) == "readout/480x640/quad"
+    block = Readout(unit="block", block=16, mode="per_frame").for_frame(3)
+    assert block.label(480, 640) == "readout/480x640/block16/nonce/3"
+
+
+def test_pixel_readout_uses_its_label(key):
+    assert np.array_equal(Readout().permutation(key, 6, 5), permutation(key, "readout/6x5", 30))
+    nonced = Readout(mode="per_frame").for_frame(2)
+    assert np.array_equal(nonced.permutation(key, 6, 5), permutation(key, "readout/6x5/nonce/2", 30))
+
+
+@pytest.mark.parametrize(("unit", "size"), [("quad", 2), ("block", 4)])
+def test_unit_readouts_move_whole_units(key, unit, size):
+    height, width = 8, 12
+    perm = Readout(unit=unit, block=size).permutation(key, height, width)
+    assert np.array_equal(np.sort(perm), np.arange(height * width))
+    plain = np.arange(height * width).reshape(height, width)
+    shuffled = plain.reshape(-1)[perm].reshape(height, width)
+    units = shuffled.reshape(height // size, size, width // size, size).transpose(0, 2, 1, 3)
+    for cell in units.reshape(-1, size, size):
+        top_left = cell[0, 0]
+        expected = top_left + np.arange(size)[:, None] * width + np.arange(size)[None, :]
+        assert np.array_equal(cell, expected)
+        assert (top_left // width) % size == 0 and (top_left % width) % size == 0
+    label = "readout/8x12/quad" if unit == "quad" else "readout/8x12/block4"
+    units_perm = permutation(key, label, (height // size) * (width // size))
+    first_unit = units_perm[0]
+    units_w = width // size
+    assert perm[0] == (first_unit // units_w) * size * width + (first_unit % units_w) * size
+
+
+def test_inverse_is_cached_and_read_only(key):
+    readout = Readout(unit="quad")
+    perm, inverse = readout.permutation(key, 6, 8), readout.inverse(key, 6, 8)
+    assert np.array_equal(perm[inverse], np.arange(48))
+    assert readout.inverse(key, 6, 8) is inverse and readout.permutation(key, 6, 8) is perm
+    with pytest.raises(ValueError, match="read-only"):
+        perm[0] = 1
+
+
+def test_settings_are_normalised_and_round_trip():
+    assert Readout(unit="pixel", block=4) == Readout()  # block applies to block units only
+    assert Readout(unit="block").block == 8
+    readout = Readout(unit="block", block=np.int64(4), mode="per_frame", nonce=np.uint32(9))
+    assert readout.to_dict() == {"unit": "block", "block": 4, "mode": "per_frame", "nonce": 9}
+    assert Readout.from_dict(readout.to_dict()) == readout
+    assert hash(Readout.from_dict(readout.to_dict())) == hash(readout)
+    assert str(readout) == "block4 readout, per_frame mode, nonce 9"
+
+
+def test_readout_errors(key):
+    with pytest.raises(ReadoutError, match="divisible by 2"):
+        Readout(unit="quad").permutation(key, 5, 4)
+    with pytest.raises(ReadoutError, match="divisible by 8"):
+        Readout(unit="block").permutation(key, 16, 12)
+    with pytest.raises(ReadoutError, match=r"readout\.unit must be one of pixel, quad, block, got 'row'"):
+        Readout(unit="row")
+    with pytest.raises(ReadoutError, match=r"readout\.mode must be one of paper, per_frame"):
+        Readout(mode="sometimes")
+    with pytest.raises(ReadoutError, match="nonce must be an integer"):
+        Readout(mode="per_frame", nonce=-1)
+    with pytest.raises(ReadoutError, match="'paper' readout"):
+        Readout(nonce=3)
+    with pytest.raises(ReadoutError, match="'paper' readout takes no nonce"):
+        Readout().for_frame(3)
+    with pytest.raises(ReadoutError, match="needs the frame's nonce"):
+        Readout(mode="per_frame").permutation(key, 4, 4)
+    with pytest.raises(ReadoutError, match="block must be a positive integer"):
+        Readout(unit="block", block=0)
+    with pytest.raises(ReadoutError, match="unknown readout fields"):
+        Readout.from_dict({"unit": "pixel", "nonce_policy": "x"})
+    with pytest.raises(TypeError, match="Key"):
+        Readout().permutation(b"\0" * 32, 4, 4)
+
+
+def test_the_nonce_policy_gives_each_frame_of_a_per_frame_stream_its_own_order():
+    assert Readout().of_frame(5) == Readout()
+    with pytest.raises(ReadoutError, match="'paper' mode"):
+        Readout().of_frame(5, nonce=2)
+    stream = Readout(unit="quad", mode="per_frame")
+    assert stream.of_frame(5) == Readout(unit="quad", mode="per_frame", nonce=5)
+    assert stream.of_frame(5, nonce=9).nonce == 9
