@@ -7,8 +7,10 @@ file, the line when it is known, the field, and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import os
 import types
 import typing
+from pathlib import Path
 from typing import Any, Literal
 
 from .registry import did_you_mean
@@ -52,6 +54,36 @@ class SourceLines:
             path = path[:-1]
         line = self.lines.get(path)
         return f"{self.source}:{line}" if line else self.source
+
+
+def read_yaml(path: str | os.PathLike, what: str) -> tuple[dict, SourceLines]:
+    """A YAML mapping and the lines of its fields; every problem is a ConfigError naming FILE:LINE.
+
+    Args:
+        path: the file.
+        what: what the file is, for messages ("run file", "sensor file").
+    """
+    import yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such {what}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: cannot read the {what}: {err}") from None
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: not valid YAML: {getattr(err, 'problem', None) or err}") from None
+    if node is None or not isinstance(data, dict):
+        raise ConfigError(f"{path}:1: a {what} is a mapping of fields")
+    lines = SourceLines(str(path))
+    lines.record(node)
+    return data, lines
 
 
 def build(cls: type, data: Any, lines: SourceLines, path: tuple = ()) -> Any:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..base.registry import Registry
-from ..base.schema import ConfigError, SourceLines, build
+from ..base.schema import ConfigError, SourceLines, build, read_yaml
 
 # Data sources by name; each is a function (section, split) -> Dataset in sources.py, imported on use.
 DATA_SOURCES: Registry[Any] = Registry("data source")
@@ -183,24 +183,7 @@ def load_run_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:
     Names (task, data source, architecture, preset), each task's own fields and the augmentations
     are checked by privcam.pipelines.validate.
     """
-    import yaml
-
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such run file") from None
-    lines = SourceLines(str(path))
-    try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise ConfigError(f"{where}: not valid YAML: {getattr(err, 'problem', err)}") from None
-    if node is None or not isinstance(data, dict):
-        raise ConfigError(f"{path}:1: a run file is a mapping with at least 'name' and 'task'")
-    lines.record(node)
+    data, lines = read_yaml(path, "run file")
     if data.get("sensor") == "none":  # shorthand for feeding scenes to the network directly
         data["sensor"] = {"preset": "none"}
     for item in overrides:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..base.registry import Registry
-from ..base.schema import ConfigError, SourceLines, build
+from ..base.schema import ConfigError, SourceLines, build, read_yaml
 from ..privacy.readout import Readout
 
 CFA_PATTERNS = ("none", "rggb", "bggr", "grbg", "gbrg")
@@ -186,21 +186,5 @@ def load_preset(name: str) -> SensorConfig:
 
 def load_config(path: str | Path) -> SensorConfig:
     """A SensorConfig from a YAML file; errors name the file, the line and the field."""
-    import yaml
-
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as err:
-        raise ConfigError(f"{path}: cannot read the sensor file: {err.strerror}") from None
-    lines = SourceLines(str(path))
-    try:
-        data = yaml.safe_load(text)
-        node = yaml.compose(text)
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}:1: a sensor file is a mapping of SensorConfig fields")
-    lines.record(node)
-    settings = {k: v for k, v in data.items() if k not in DESCRIPTIVE_FIELDS}
-    return build(SensorConfig, settings, lines)
+    data, lines = read_yaml(path, "sensor file")
+    return build(SensorConfig, {k: v for k, v in data.items() if k not in DESCRIPTIVE_FIELDS}, lines)

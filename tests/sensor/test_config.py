@@ -55,7 +55,7 @@ def test_unknown_fields_get_a_suggestion(tmp_path):
         SensorConfig.from_dict({"read_noise": 2})
     bad = tmp_path / "bad.yaml"
     bad.write_text("full_well_e: [unclosed\n")
-    with pytest.raises(ValueError, match=r"bad.yaml: not valid YAML"):
+    with pytest.raises(ValueError, match=r"bad\.yaml:2: not valid YAML"):
         load_config(bad)
     wrong = tmp_path / "wrong.yaml"
     wrong.write_text("bit_depth: 20\n")
