@@ -85,7 +85,14 @@ class KeyedModel(nn.Module):
         }
 
     def forward(self, frames: torch.Tensor) -> Any:
-        """frames: (B, C, H, W) floating point, shuffled by this model's readout permutation."""
+        """Run the network on keyed frames.
+
+        Args:
+            frames: (B, C, H, W) floating point, in this model's readout order (`input_permutation`).
+
+        Returns:
+            What the plain network returns on the plain frames; a dense output in `output_permutation` order.
+        """
         if not isinstance(frames, torch.Tensor) or frames.dim() != 4 or tuple(frames.shape[1:]) != self.input_size:
             got = tuple(frames.shape) if isinstance(frames, torch.Tensor) else type(frames).__name__
             raise ValueError(f"expected keyed frames of shape (B, {', '.join(map(str, self.input_size))}), got {got}")

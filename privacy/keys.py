@@ -19,7 +19,14 @@ class KeyFileError(ValueError):
 
 
 class Key:
-    """A 32-byte secret. Only its fingerprint ever leaves this object as text."""
+    """A 32-byte secret. Only its fingerprint ever leaves this object as text.
+
+    Example:
+        >>> key = Key.generate()
+        >>> key.save("camera.key")  # doctest: +SKIP
+        >>> Key.load("camera.key") == key  # mode 0600 only  # doctest: +SKIP
+        True
+    """
 
     __slots__ = ("_secret",)
 

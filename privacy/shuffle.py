@@ -35,7 +35,13 @@ def shuffle(x: Frames, perm: np.ndarray | torch.Tensor) -> Frames:
 def unshuffle(x: Frames, perm: np.ndarray | torch.Tensor) -> Frames:
     """Keyed order -> plain order, the inverse of `shuffle` with the same permutation.
 
-    It inverts `perm` on every call; shuffle(x, readout.inverse(key, H, W)) uses the cached inverse.
+    Args:
+        x: as for shuffle, in keyed order.
+        perm: (H*W,) the permutation the frames were shuffled with.
+
+    Returns:
+        x's type and shape, in plain order. It inverts `perm` on every call;
+        shuffle(x, readout.inverse(key, H, W)) uses the cached inverse instead.
     """
     inverse = inverse_permutation(np.asarray(perm.cpu() if isinstance(perm, torch.Tensor) else perm))
     return _gather_positions(x, inverse, "unshuffle")

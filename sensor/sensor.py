@@ -114,10 +114,16 @@ class Sensor:
         nonce: int | None = None,
         frame_index: int | None = None,
     ) -> Frame:
-        """Capture linear radiance, photons per pixel per second: (H, W) or (H, W, C).
+        """Capture linear radiance.
 
-        C is the sensor's channel count, or 3 (R, G, B) for a Bayer sensor. With a key the frame
-        comes out in keyed readout order; without one, in physical order (an ordinary camera).
+        Args:
+            photons_per_s: (H, W) or (H, W, C) photons per pixel per second, >= 0; C is the sensor's
+                channel count, or 3 (R, G, B) for a Bayer sensor.
+            key, nonce, frame_index: as for capture_image. With a key the frame comes out in keyed
+                readout order; without one, in physical order (an ordinary camera).
+
+        Returns:
+            A Frame.
         """
         return self._capture(self._check_radiance(photons_per_s), key, nonce, frame_index)
 
