@@ -10,7 +10,7 @@ import torch
 from kornia.augmentation import AugmentationBase2D
 
 from ..base.registry import Registry
-from ..privacy import Key, Readout
+from ..privacy import Key, KeyedFrames, Readout
 from .keyed import KeyedAugmentation
 
 
@@ -39,9 +39,9 @@ def create_augmentation(name: str, **options: Any) -> AugmentationBase2D:
 class BatchAugmentation:
     """Augment training batches: frames (B, C, H, W) and their targets, labels (B,) or masks (B, H, W).
 
-    With a key the frames are protected (in `readout` order) and the spatial augmentations run in
-    their keyed form (masks are not supported there: dense training on protected frames has no keyed
-    masks yet).
+    With a key the frames are protected, a KeyedFrames batch or a tensor in `readout` order, and the
+    spatial augmentations run in their keyed form (masks are not supported there: dense training on
+    protected frames has no keyed masks yet).
     """
 
     def __init__(
@@ -51,7 +51,9 @@ class BatchAugmentation:
         self.keyed = None if key is None else KeyedAugmentation(augmentations, key, readout)
         self.with_masks = K.AugmentationSequential(*augmentations, data_keys=["input", "mask"])
 
-    def __call__(self, frames: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(
+        self, frames: torch.Tensor | KeyedFrames, targets: torch.Tensor
+    ) -> tuple[torch.Tensor | KeyedFrames, torch.Tensor]:
         dense = targets.dim() == 3
         if self.keyed is not None:
             if dense:

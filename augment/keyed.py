@@ -13,7 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..privacy import Key, Readout
+from ..privacy import Key, KeyedFrames, Readout, check_fingerprint
+from ..privacy.frames import reorder
 from .forms import KEYED_FORMS, check_keyed
 from .run import Taps, run_taps
 from .tables import Order
@@ -33,7 +34,7 @@ def keyed_augment(
         aug: a kornia 2-D augmentation (pointwise, or one of KEYED_FORMS).
         x: (B, C, H, W) float32 or float64 frames in the keyed order of `readout` under `key`.
         key: the frames' key.
-        readout: the frames' order (default Readout()).
+        readout: the frames' order (default: pixel units, "paper" mode).
         params: kornia's sampled parameters (aug.forward_parameters(x.shape)); sampled when None.
 
     Returns:
@@ -43,15 +44,19 @@ def keyed_augment(
 
 
 class KeyedAugmentation(nn.Module):
-    """kornia augmentations in sequence, on protected frames (B, C, H, W).
+    """kornia augmentations in sequence, on protected frames: a tensor (B, C, H, W) in one readout
+    order, or a KeyedFrames batch whose frames may each have their own order and masked values.
 
     Consecutive flips and crops are fused into the taps before them, so a crop + flip pipeline
-    reads each frame once.
+    reads each frame once. A KeyedFrames batch is unmasked (exactly, in keyed order), moved into
+    its first frame's order so that one set of taps serves it, augmented, and moved back into
+    each frame's own order at the output size: the scene order is never formed.
 
     Args:
         augmentations: kornia 2-D augmentations; one with no keyed form is a KeyedAugmentationError.
         key: the frames' key.
-        readout: the frames' order (default Readout()).
+        readout: the order of tensor inputs (default: pixel units, "paper" mode); KeyedFrames
+            batches carry their own.
 
     Example:
         >>> augment = KeyedAugmentation([K.RandomCrop((32, 32), padding=4)], key)  # doctest: +SKIP
@@ -60,7 +65,7 @@ class KeyedAugmentation(nn.Module):
 
     def __init__(self, augmentations: list[Any], key: Key, readout: Readout | None = None) -> None:
         super().__init__()
-        readout = Readout() if readout is None else readout
+        readout = Readout(mode="paper") if readout is None else readout
         if not isinstance(key, Key) or not isinstance(readout, Readout):
             raise TypeError(f"expected a privcam Key and Readout, got {type(key).__name__}, {type(readout).__name__}")
         for aug in augmentations:
@@ -68,8 +73,25 @@ class KeyedAugmentation(nn.Module):
         self.augmentations = nn.ModuleList(augmentations)
         self.order = Order(key, readout)
 
-    def forward(self, x: torch.Tensor, params: list[dict[str, torch.Tensor]] | None = None) -> torch.Tensor:
-        """x (B, C, H, W) protected frames; params: one dict per augmentation (sampled when None)."""
+    def forward(
+        self, x: torch.Tensor | KeyedFrames, params: list[dict[str, torch.Tensor]] | None = None
+    ) -> torch.Tensor | KeyedFrames:
+        """x: protected frames; params: one dict per augmentation (sampled when None). Returns the
+        augmented frames, a KeyedFrames batch (unmasked, each frame in its own order) for one."""
+        if isinstance(x, KeyedFrames):
+            return self._forward_batch(x, params)
+        return self._augment(x, self.order, params)
+
+    def _forward_batch(self, batch: KeyedFrames, params: list[dict[str, torch.Tensor]] | None) -> KeyedFrames:
+        key = self.order.key
+        check_fingerprint(key, batch.key_fingerprint, "these frames were")
+        batch = batch.unmasked(key)
+        reference = batch.readout_of(0) if len(batch) else batch.readout
+        out = self._augment(batch.in_order(key, reference), Order(key, reference), params)
+        readouts = [batch.readout_of(i) for i in range(len(batch))]
+        return batch.with_frames(reorder(out, key, [reference] * len(batch), readouts))
+
+    def _augment(self, x: torch.Tensor, order: Order, params: list[dict[str, torch.Tensor]] | None) -> torch.Tensor:
         _check_frames(x)
         if params is not None and len(params) != len(self.augmentations):
             raise ValueError(f"expected {len(self.augmentations)} parameter dicts, got {len(params)}")
@@ -84,15 +106,15 @@ class KeyedAugmentation(nn.Module):
                 if isinstance(pending, SeparableTaps) and isinstance(taps, SeparableTaps) and taps.is_gather:
                     pending = pending.then(taps)
                 else:
-                    x = x if pending is None else run_taps(x, pending, self.order)
+                    x = x if pending is None else run_taps(x, pending, order)
                     pending = taps
                 shape = torch.Size((*shape[:2], *taps.size))
                 continue
-            x = x if pending is None else run_taps(x, pending, self.order)
+            x = x if pending is None else run_taps(x, pending, order)
             pending = None
-            x = aug(x, params=p) if form is None else form.frames(aug, x, p, self.order)
+            x = aug(x, params=p) if form is None else form.frames(aug, x, p, order)
             shape = x.shape
-        return x if pending is None else run_taps(x, pending, self.order)
+        return x if pending is None else run_taps(x, pending, order)
 
 
 def _check_frames(x: torch.Tensor) -> None:

@@ -16,9 +16,9 @@ from torch import nn
 from torch.fx.passes.shape_prop import ShapeProp
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from ..privacy import Key, Readout, permutation
+from ..privacy import AdcFormat, Key, Readout, permutation
 from . import layout as rules
-from .keyed_model import BuildStats, InputConsumer, KeyedModel
+from .keyed_model import BuildStats, KeyedModel
 from .ops.conv import KeyedConv2d
 from .ops.deform_conv import KeyedDeformConv2d
 from .ops.pool import KeyedMaxPool2d, KeyedWeightedSum2d
@@ -83,6 +83,7 @@ def to_keyed(
     readout: Readout | None = None,
     backend: Backend = "gather",
     fold_batchnorm: bool = False,
+    adc: AdcFormat | None = None,
 ) -> KeyedModel:
     """Convert `model` into the equivalent network on frames in the keyed order of `readout`.
 
@@ -95,11 +96,15 @@ def to_keyed(
         model: a plain nn.Module that torch.fx can trace.
         key: the key the frames were read out with.
         input_size: (C, H, W) of the frames.
-        readout: the frames' order (default Readout(): pixel units, "paper" mode); a "per_frame"
-            readout carries the first frame's nonce, and set_input_nonce moves to the next ones.
+        readout: the frames' order (default: pixel units, "paper" mode, the paper's scheme). A
+            per-frame readout ("masked" or "per_frame") carries the first frame's nonce; the network
+            then takes KeyedFrames batches whose frames each have their own, or set_input_nonce
+            moves it to the next frame.
         backend: "gather" (index tables + GEMM; fast, supports backward) or "deform"
             (torchvision's deform_conv2d with integer offsets, the paper's formulation).
         fold_batchnorm: fold eval-mode BatchNorm into the convolution before it (inference only).
+        adc: the frames' code format (Frame.adc), needed for "masked" readouts: the network's first
+            op removes the mask from the codes, exactly, in keyed order.
 
     Returns:
         A KeyedModel taking keyed frames (B, C, H, W).
@@ -115,9 +120,11 @@ def to_keyed(
         raise TypeError(f"model must be a torch nn.Module, got {type(model).__name__}")
     if not isinstance(key, Key):
         raise TypeError(f"key must be a privcam Key, got {type(key).__name__}")
-    readout = Readout() if readout is None else readout
+    readout = Readout(mode="paper") if readout is None else readout
     if not isinstance(readout, Readout):
         raise TypeError(f"readout must be a privcam Readout, got {type(readout).__name__}")
+    if readout.masked and not isinstance(adc, AdcFormat):
+        raise ValueError("a 'masked' readout needs the frames' code format: to_keyed(..., adc=frame.adc)")
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if len(input_size) != 3 or not all(isinstance(s, int) and s > 0 for s in input_size):
@@ -142,20 +149,12 @@ def to_keyed(
     def perm_of(value: Keyed) -> np.ndarray:
         return perms[classes.find(value.cls)]
 
-    input_class = classes.find(0)
-    input_consumers: list[InputConsumer] | None = []
     for node, op in spatial_ops.items():
         in_layout, out_layout = layouts[node.args[0]], layouts[node]
         keyed_module = _build_keyed_op(node, op, perm_of(in_layout), perm_of(out_layout), backend)
         _replace_with_module(graph_module, node, keyed_module)
-        if classes.find(in_layout.cls) == input_class:
-            input_consumers.append(InputConsumer(keyed_module, op.stencil, perm_of(out_layout)))
     for node, (linear, value) in folds.items():
         _replace_with_module(graph_module, node, _fold_linear(linear, perm_of(value), value.hw))
-        if classes.find(value.cls) == input_class:
-            input_consumers = None
-    if any(classes.find(c) == input_class for c in range(1, len(classes.parent))):
-        input_consumers = None  # the frame's order is shared with a later map (e.g. a residual on the input)
 
     built = time.perf_counter()
     graph_module.graph.lint()
@@ -167,13 +166,13 @@ def to_keyed(
     device = next(iter(model.parameters()), torch.empty(0)).device
     keyed = KeyedModel(
         graph_module,
-        key_fingerprint=key.fingerprint,
+        key=key,
         input_size=(channels, height, width),
         backend=backend,
         readout=readout,
+        adc=adc,
         fold_batchnorm=fold_batchnorm,
         input_permutation=input_perm,
-        input_consumers=input_consumers,
         output_permutation=output_perm,
         build_stats=BuildStats(
             analysis_seconds=planned - started,

@@ -1,7 +1,8 @@
-"""KeyedModel: a converted network, its key fingerprint and shapes; saving and rebuilding it."""
+"""KeyedModel: a converted network, the readout of the frames it reads, saving it."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,14 +13,10 @@ import torch
 from torch import fx, nn
 
 from ..base.store import FileFormat
-from ..privacy import Key, Readout
+from ..privacy import AdcFormat, Key, KeyedFrames, Readout, ReadoutError, check_fingerprint
+from ..privacy.mask import mask_tensor, remove_mask_inputs
 
-KEYED_MODEL_FILE = FileFormat("keyed-model", 2)
-INPUT_CACHE_SIZE = 32  # first-layer tables kept for recent input readouts (per-frame nonces)
-
-
-class KeyMismatchError(ValueError):
-    """A keyed checkpoint was made with another key than the one given."""
+KEYED_MODEL_FILE = FileFormat("keyed-model", 3)
 
 
 @dataclass(frozen=True)
@@ -31,48 +28,48 @@ class BuildStats:
     table_bytes: int
 
 
-@dataclass(frozen=True)
-class InputConsumer:
-    """A keyed op that reads the frame itself: the only ops a new per-frame order changes."""
-
-    module: nn.Module
-    stencil: Any
-    output_permutation: np.ndarray
-
-
 class KeyedModel(nn.Module):
-    """A network that reads keyed frames (B, C, H, W) and returns what the plain network returns.
+    """A network that reads protected frames and returns what the plain network returns.
 
-    Built by `privcam.nets.to_keyed`. `readout` is the order of the frames it reads (with the
-    current nonce in "per_frame" mode); a dense output comes in keyed order `output_permutation`.
+    Built by `privcam.nets.to_keyed`, which gives it the key (kept in memory only: `save` writes
+    the fingerprint). `readout` is the order its index tables read (`input_permutation`); frames in
+    any other order of the same kind come as KeyedFrames and are moved into it first. A dense
+    output comes in keyed order `output_permutation`.
     """
 
     def __init__(
         self,
         graph_module: fx.GraphModule,
         *,
-        key_fingerprint: str,
+        key: Key,
         input_size: tuple[int, int, int],
         backend: str,
         readout: Readout,
+        adc: AdcFormat | None,
         fold_batchnorm: bool,
         input_permutation: np.ndarray,
         output_permutation: np.ndarray | None,
         build_stats: BuildStats,
-        input_consumers: list[InputConsumer] | None = None,
     ) -> None:
         super().__init__()
         self.graph_module = graph_module
-        self.key_fingerprint = key_fingerprint
+        self._key = key
         self.input_size = tuple(input_size)
         self.backend = backend
         self.readout = readout
+        self.adc = adc
         self.fold_batchnorm = fold_batchnorm
         self.input_permutation = input_permutation
         self.output_permutation = output_permutation
         self.build_stats = build_stats
-        self._input_consumers = input_consumers
-        self._input_tables: dict[Readout, tuple[np.ndarray, list[dict[str, torch.Tensor]]]] = {}
+        self._mask = None
+        if readout.masked:
+            channels, height, width = self.input_size
+            self._mask = mask_tensor(readout.mask(key, height, width, channels, adc.bit_depth))
+
+    @property
+    def key_fingerprint(self) -> str:
+        return self._key.fingerprint
 
     @property
     def conversion_settings(self) -> dict[str, Any]:
@@ -81,84 +78,52 @@ class KeyedModel(nn.Module):
             "input_size": list(self.input_size),
             "backend": self.backend,
             "readout": self.readout.to_dict(),
+            "adc": None if self.adc is None else dataclasses.asdict(self.adc),
             "fold_batchnorm": self.fold_batchnorm,
         }
 
-    def forward(self, frames: torch.Tensor) -> Any:
-        """Run the network on keyed frames.
+    def forward(self, frames: torch.Tensor | KeyedFrames) -> Any:
+        """Run the network on protected frames.
 
         Args:
-            frames: (B, C, H, W) floating point, in this model's readout order (`input_permutation`).
+            frames: (B, C, H, W) floating point in this model's own readout order
+                (`input_permutation`; masked values when it is "masked"), or a KeyedFrames batch,
+                whose key, mode and units are checked and whose frames may each have their own
+                nonce: each is unmasked and moved into the model's order (a gather in keyed orders;
+                the scene order is never formed). So a new nonce per frame changes no table.
 
         Returns:
             What the plain network returns on the plain frames; a dense output in `output_permutation` order.
         """
+        if isinstance(frames, KeyedFrames):
+            return self._forward_batch(frames)
         if not isinstance(frames, torch.Tensor) or frames.dim() != 4 or tuple(frames.shape[1:]) != self.input_size:
             got = tuple(frames.shape) if isinstance(frames, torch.Tensor) else type(frames).__name__
             raise ValueError(f"expected keyed frames of shape (B, {', '.join(map(str, self.input_size))}), got {got}")
         if not frames.is_floating_point():
             raise TypeError(f"expected floating point frames (use Frame.to_tensor()), got {frames.dtype}")
+        if self._mask is not None:  # the first op: remove the value mask, exactly, in keyed order
+            frames = remove_mask_inputs(frames, self._mask, self.adc)
+        return self._run(frames)
+
+    def _run(self, frames: torch.Tensor) -> Any:
         if self.backend == "gather":
             frames = frames.contiguous(memory_format=torch.channels_last)
         return self.graph_module(frames)
 
-    def set_input_readout(self, key: Key, readout: Readout) -> None:
-        """Read frames in `readout` order from now on, e.g. the next frame of a "per_frame" stream.
-
-        Only the tables of the ops that read the frame itself change; every later map keeps its
-        order. The tables of recent readouts are cached. Needs the key the model was converted with.
-
-        Args:
-            key: the key the model was converted with.
-            readout: the order of the next frames; for "per_frame", with their nonce.
-        """
-        if not isinstance(readout, Readout):
-            raise TypeError(f"expected a privcam Readout, got {type(readout).__name__}")
-        if key.fingerprint != self.key_fingerprint:
-            raise KeyMismatchError(
-                f"this model was keyed with fingerprint {self.key_fingerprint}, not {key.fingerprint}"
-            )
-        if self._input_consumers is None:
+    def _forward_batch(self, batch: KeyedFrames) -> Any:
+        """A checked batch, its mask removed and every frame moved into this network's current input
+        order (all in keyed orders), then run with the current tables."""
+        check_fingerprint(self._key, batch.key_fingerprint, "these frames were")
+        if tuple(batch.shape[1:]) != self.input_size:
             raise ValueError(
-                "this network uses the frame's order beyond its first layers (a residual or a Linear on the "
-                "frame); a new input readout needs a network whose input feeds only spatial ops"
+                f"expected frames of shape (B, {', '.join(map(str, self.input_size))}), got {tuple(batch.shape)}"
             )
-        cached = self._input_tables.get(readout)
-        if cached is None:
-            _, height, width = self.input_size
-            perm = readout.permutation(key, height, width)
-            buffers = [c.module.keyed_buffers(c.stencil, perm, c.output_permutation) for c in self._input_consumers]
-            cached = self._input_tables[readout] = (perm, buffers)
-            while len(self._input_tables) > INPUT_CACHE_SIZE:
-                self._input_tables.pop(next(iter(self._input_tables)))
-        perm, buffers = cached
-        for consumer, consumer_buffers in zip(self._input_consumers, buffers, strict=True):
-            consumer.module.rekey(consumer_buffers)
-        self.input_permutation = perm
-        self.readout = readout
-
-    def set_input_nonce(self, key: Key, nonce: int) -> None:
-        """Read the frames of nonce `nonce` of this model's "per_frame" readout from now on."""
-        self.set_input_readout(key, self.readout.for_frame(nonce))
-
-    def forward_nonces(self, frames: torch.Tensor, nonces: list[int], key: Key) -> torch.Tensor:
-        """A batch of "per_frame" frames (B, C, H, W), frame i read out with nonces[i]: frames sharing
-        a nonce run together. Returns the outputs in the batch's order."""
-        if len(nonces) != len(frames):
-            raise ValueError(f"expected one nonce per frame: {len(frames)} frames, {len(nonces)} nonces")
-        groups: dict[int, list[int]] = {}
-        for index, nonce in enumerate(nonces):
-            groups.setdefault(nonce, []).append(index)
-        outputs, order = [], []
-        for nonce, indices in groups.items():
-            self.set_input_nonce(key, nonce)
-            output = self(frames[indices])
-            if not isinstance(output, torch.Tensor):
-                raise TypeError("mixed-nonce batches need a model with one tensor output")
-            outputs.append(output)
-            order.extend(indices)
-        merged = torch.cat(outputs)
-        return merged[torch.argsort(torch.tensor(order))]
+        mine, theirs = self.readout, batch.readout
+        if (mine.unit, mine.block, mine.per_frame) != (theirs.unit, theirs.block, theirs.per_frame):
+            raise ReadoutError(f"these frames are in {theirs}; this network reads frames in {mine}")
+        frames = batch.unmasked(self._key).in_order(self._key, self.readout)
+        return self._run(frames)
 
     def extra_repr(self) -> str:
         return f"key={self.key_fingerprint}, input_size={self.input_size}, backend={self.backend!r}, {self.readout}"

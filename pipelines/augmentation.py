@@ -10,19 +10,17 @@ from ..base.schema import ConfigError
 from .config import RunConfig
 
 if TYPE_CHECKING:
-    from ..privacy import Key, Readout
+    from ..privacy import Key
 
 
-def build_augmentation(
-    config: RunConfig, protected: bool, key: Key | None = None, readout: Readout | None = None
-) -> BatchAugmentation | None:
+def build_augmentation(config: RunConfig, protected: bool, key: Key | None = None) -> BatchAugmentation | None:
     """The `augment:` list as a BatchAugmentation; None when the list is empty.
 
     Args:
         config: the run file.
-        protected: whether the training frames are protected (then every entry needs a keyed form).
+        protected: whether the training frames are protected, KeyedFrames batches (then every entry
+            needs a keyed form).
         key: the frames' key, needed to apply keyed forms (not to validate them).
-        readout: the order of the protected training frames.
     """
     if not config.augment:
         return None
@@ -44,4 +42,4 @@ def build_augmentation(
         augmentations.append(aug)
     if protected and key is None:
         return None
-    return BatchAugmentation(augmentations, key if protected else None, readout)
+    return BatchAugmentation(augmentations, key if protected else None)

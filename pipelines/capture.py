@@ -1,11 +1,13 @@
 """Capture a data split through the run's simulated sensor as network input, with a cache on disk.
 
-A captured split carries the readout its frames are in, so every later step (keyed networks,
-keyed augmentation, attacks) uses the order the frames really have.
+A protected capture carries the readout its frames are in (with each frame's nonce in the per-frame
+modes), the key's fingerprint and the code format, as a KeyedFrames batch, so every later step
+(keyed networks, keyed augmentation, attacks) uses the order and mask the frames really have.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -17,14 +19,15 @@ import torch
 from tqdm import tqdm
 
 from ..base.store import FileFormat, FileFormatError
-from ..privacy import Key, Readout, shuffle
-from ..sensor import Sensor
+from ..privacy import AdcFormat, Key, KeyedFrames, Readout, shuffle
+from ..sensor import Sensor, stack_frames
 from .config import RunConfig
 from .sources import load_dataset
 from .validate import sensor_config
 
-CAPTURE_FILE = FileFormat("capture", 1)
+CAPTURE_FILE = FileFormat("capture", 2)
 TEST_INDEX_OFFSET = 10_000_000  # frame indices of test items, so train and test noise never repeat
+CHUNK = 1000  # frames held as Frame objects at a time while capturing
 log = logging.getLogger("privcam")
 
 
@@ -33,29 +36,25 @@ class Captured:
     """A split as network input.
 
     Args:
-        frames: (N, C, H, W) float32, in keyed order when protected.
+        frames: (N, C, H, W) float32 network inputs: what any model reads, keyed or not (for
+            protected frames, in keyed order, with masked values in the "masked" mode).
         labels: (N,) int64 class ids, or None for a source without labels.
-        readout: the order of the frames (None: plain, physical order). In "per_frame" mode frame i
-            is in readout.for_frame(nonces[i]).
-        nonces: (N,) int64 per-frame nonces ("per_frame" mode), else None.
-        key_fingerprint: the key's fingerprint (None for plain frames).
+        keyed: for protected frames, the same frames with their readout, nonces, key fingerprint and
+            code format: what keyed networks and keyed augmentation take. None for plain frames.
     """
 
     frames: torch.Tensor
     labels: torch.Tensor | None
-    readout: Readout | None = None
-    nonces: torch.Tensor | None = None
-    key_fingerprint: str | None = None
+    keyed: KeyedFrames | None = None
 
     @property
     def input_size(self) -> tuple[int, int, int]:
         return tuple(self.frames.shape[1:])
 
-    def readout_of(self, index: int) -> Readout | None:
-        """The order frame `index` is in."""
-        if self.readout is None or self.nonces is None:
-            return self.readout
-        return self.readout.for_frame(int(self.nonces[index]))
+    @property
+    def readout(self) -> Readout | None:
+        """The frames' readout (for the per-frame modes, without a nonce); None for plain frames."""
+        return None if self.keyed is None else self.keyed.readout
 
 
 def make_sensor(config: RunConfig) -> Sensor | None:
@@ -71,9 +70,10 @@ def capture_tensors(
     limit: int | None = None,
 ) -> Captured:
     """The split as network input: scenes through the sensor (keyed when `key` is given), or, with
-    sensor 'none', scenes scaled to [0, 1] (shuffled in the default Readout when keyed).
+    sensor 'none', scenes scaled to [0, 1] (shuffled in the paper's readout when keyed).
 
-    Captures are cached on disk: the sensor is deterministic given its seed and the frame index.
+    Captures are cached on disk: the sensor is deterministic given its seed and the frame index
+    (the per-frame nonces of a capture come from its sensor's random prefix, and the cache keeps them).
     """
     sensor = make_sensor(config)
     recipe = {
@@ -94,54 +94,74 @@ def capture_tensors(
             log.warning("capturing again: %s", err)
     dataset = load_dataset(config.data, split)
     images = dataset.images if limit is None else dataset.images[:limit]
-    offset = TEST_INDEX_OFFSET if split == "test" else 0
-    tensors, nonces = [], []
-    readout = None if key is None else (Readout() if sensor is None else sensor.config.readout)
-    for i, image in enumerate(tqdm(images, desc=f"capturing {split}", unit="frame", leave=False)):
-        if sensor is None:
-            tensor = _scene_tensor(image, config.model.in_channels)
-            if key is not None:
-                tensor = shuffle(tensor, readout.permutation(key, *tensor.shape[1:]))
-        else:
-            frame = sensor.capture_image(image, key=key, frame_index=offset + i)
-            tensor = frame.to_tensor()
-            if frame.readout is not None and frame.readout.nonce is not None:
-                nonces.append(frame.readout.nonce)
-        tensors.append(tensor)
     labels = None if dataset.labels is None else torch.from_numpy(dataset.labels[: len(images)])
-    captured = Captured(
-        torch.stack(tensors),
-        labels,
-        readout,
-        torch.tensor(nonces, dtype=torch.int64) if nonces else None,
-        None if key is None else key.fingerprint,
-    )
+    progress = tqdm(total=len(images), desc=f"capturing {split}", unit="frame", leave=False)
+    if sensor is None:
+        captured = _scenes(images, config.model.in_channels, key, progress, labels)
+    else:
+        captured = _captures(sensor, images, key, TEST_INDEX_OFFSET if split == "test" else 0, progress, labels)
+    progress.close()
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         CAPTURE_FILE.save(cache, _to_payload(captured, recipe))
     return captured
 
 
+def _captures(sensor: Sensor, images, key: Key | None, offset: int, progress, labels) -> Captured:
+    """Every image through the sensor, frame index offset + i."""
+    chunks, keyed = [], []
+    for start in range(0, len(images), CHUNK):
+        frames = [
+            sensor.capture_image(image, key=key, frame_index=offset + start + i)
+            for i, image in enumerate(images[start : start + CHUNK])
+        ]
+        progress.update(len(frames))
+        if key is None:
+            chunks.append(torch.stack([f.to_tensor() for f in frames]))
+        else:
+            keyed.append(stack_frames(frames))
+    if key is None:
+        return Captured(torch.cat(chunks), labels)
+    batch = KeyedFrames.concat(keyed)
+    return Captured(batch.frames, labels, batch)
+
+
+def _scenes(images, channels: int, key: Key | None, progress, labels) -> Captured:
+    """Scenes as network input without a sensor; shuffled in the paper's readout with a key."""
+    tensors = []
+    for image in images:
+        tensor = _scene_tensor(image, channels)
+        if key is not None:
+            tensor = shuffle(tensor, Readout(mode="paper").permutation(key, *tensor.shape[1:]))
+        tensors.append(tensor)
+        progress.update()
+    frames = torch.stack(tensors)
+    if key is None:
+        return Captured(frames, labels)
+    return Captured(frames, labels, KeyedFrames(frames, Readout(mode="paper"), None, key.fingerprint))
+
+
 def _to_payload(captured: Captured, recipe: dict) -> dict:
+    keyed = captured.keyed
     return {
         "frames": captured.frames,
         "labels": captured.labels,
-        "readout": None if captured.readout is None else captured.readout.to_dict(),
-        "nonces": captured.nonces,
-        "key_fingerprint": captured.key_fingerprint,
+        "readout": None if keyed is None else keyed.readout.to_dict(),
+        "nonces": None if keyed is None else keyed.nonces,
+        "key_fingerprint": None if keyed is None else keyed.key_fingerprint,
+        "adc": None if keyed is None or keyed.adc is None else dataclasses.asdict(keyed.adc),
         "recipe": recipe,
     }
 
 
 def _from_payload(payload: dict) -> Captured:
-    readout = payload["readout"]
-    return Captured(
-        payload["frames"],
-        payload["labels"],
-        None if readout is None else Readout.from_dict(readout),
-        payload["nonces"],
-        payload["key_fingerprint"],
+    if payload["readout"] is None:
+        return Captured(payload["frames"], payload["labels"])
+    adc = None if payload["adc"] is None else AdcFormat(**payload["adc"])
+    keyed = KeyedFrames(
+        payload["frames"], Readout.from_dict(payload["readout"]), payload["nonces"], payload["key_fingerprint"], adc
     )
+    return Captured(payload["frames"], payload["labels"], keyed)
 
 
 def _scene_tensor(image: np.ndarray, channels: int) -> torch.Tensor:

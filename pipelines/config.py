@@ -136,8 +136,17 @@ class ReproduceParams:
     batch_size: int = 128
 
 
+ATTACKS = ("learned", "ciphertext_only", "jigsaw", "known_plaintext", "key_extraction", "visual")
+Mode = Literal["paper", "per_frame", "masked"]
+Unit = Literal["pixel", "quad", "block"]
+
+
 @dataclass
 class AttackParams:
+    modes: list[Mode] = field(default_factory=lambda: ["paper", "per_frame", "masked"])  # each attack in each
+    units: list[Unit] | None = None  # readout units to try (None: the sensor's own)
+    # learned: wrong key, pretrained, fine-tuning, MLP and histogram classifiers (labels and weights)
+    attacks: list[Literal[ATTACKS]] = field(default_factory=lambda: list(ATTACKS))
     finetune_epochs: int = 2
     finetune_lr: float = 0.01
     finetune_limit: int | None = 20000
@@ -148,6 +157,8 @@ class AttackParams:
     kpa_max_frames: int = 8
     kpa_trials: int = 5
     visual_frames: int = 500
+    ciphertext_frames: int | None = None  # protected test frames the ciphertext-only attack sees (None: all)
+    jigsaw_frames: int = 5  # frames the single-frame jigsaw is tried on, one at a time
     batch_size: int = 128
 
 

@@ -35,13 +35,13 @@ def build_plain_model(config: RunConfig, input_size: tuple[int, int, int]) -> to
 
 
 def make_keyed(model: torch.nn.Module, config: RunConfig, key: Key, captured: Captured) -> KeyedModel:
-    """`model` keyed for the frames of `captured`, in their readout order, with the run's backend."""
-    if captured.nonces is not None:
-        raise ConfigError(
-            f"{config.where('sensor')}: this task runs keyed networks on one readout order; "
-            "its frames have one per frame (readout.mode per_frame)"
-        )
-    return to_keyed(model, key, captured.input_size, readout=captured.readout, backend=config.model.backend)
+    """`model` keyed for the protected frames of `captured` (their readout, in the first frame's order
+    for the per-frame modes, and code format), with the run's backend. It reads `captured.keyed`."""
+    if captured.keyed is None:
+        raise ValueError("a keyed network reads protected frames; these were captured without a key")
+    frames = captured.keyed
+    readout = frames.readout_of(0) if len(frames) else frames.readout
+    return to_keyed(model, key, captured.input_size, readout=readout, backend=config.model.backend, adc=frames.adc)
 
 
 def save_weights(model: torch.nn.Module, path: Path, config: RunConfig, meta: dict) -> None:

@@ -6,7 +6,9 @@ import lazy_loader as _lazy
 __getattr__, __dir__, __all__ = _lazy.attach(
     __name__,
     submod_attrs={
-        "keys": ["Key", "KeyFileError"],
+        "frames": ["KeyedFrames"],
+        "keys": ["Key", "KeyFileError", "KeyMismatchError", "check_fingerprint"],
+        "mask": ["AdcFormat"],
         "readout": ["PROTECTION_MODES", "READOUT_UNITS", "Readout", "ReadoutError"],
         "schedule": ["inverse_permutation", "permutation"],
         "shuffle": ["index_tensor", "key_table", "shuffle", "unshuffle"],

@@ -18,6 +18,16 @@ class KeyFileError(ValueError):
     """A key file is missing, malformed or readable by others."""
 
 
+class KeyMismatchError(ValueError):
+    """Frames, a network or a checkpoint made with one key met another key."""
+
+
+def check_fingerprint(key: Key, fingerprint: str, what: str) -> None:
+    """Raise KeyMismatchError unless `key` has `fingerprint`; `what` names the thing made with it."""
+    if key.fingerprint != fingerprint:
+        raise KeyMismatchError(f"{what} made with the key of fingerprint {fingerprint}, not {key.fingerprint}")
+
+
 class Key:
     """A 32-byte secret. Only its fingerprint ever leaves this object as text.
 
@@ -98,6 +108,9 @@ class Key:
 
     def __reduce__(self):
         raise TypeError("a Key is not pickled: save it with key.save(path), mode 0600")
+
+    def __deepcopy__(self, memo: dict) -> Key:
+        return self  # immutable: copies of objects that hold a key share it
 
 
 def _describe(value: object) -> str:

@@ -19,8 +19,10 @@ if TYPE_CHECKING:
     import numpy as np
 
 READOUT_UNITS: tuple[str, ...] = ("pixel", "quad", "block")
-PROTECTION_MODES: tuple[str, ...] = ("paper", "per_frame")
+PROTECTION_MODES: tuple[str, ...] = ("paper", "per_frame", "masked")
 DEFAULT_BLOCK = 8
+COUNTER_BITS = 32  # a stream's nonces are (per-run prefix << COUNTER_BITS) + frame index
+NONCE_BITS = 96
 
 
 class ReadoutError(ValueError):
@@ -36,9 +38,15 @@ class Readout:
         unit: what the key moves: "pixel" (one photosite, all its channels), "quad" (a 2x2 Bayer
             cell) or "block" (block x block pixels). The layout inside a unit is kept.
         block: the side of a block unit in pixels (unit "block" only; default 8). None otherwise.
-        mode: the protection mode. "paper": one permutation per key and frame size (the paper's
-            scheme). "per_frame": a fresh permutation for every frame, from the frame's nonce.
-        nonce: the frame's nonce ("per_frame" only). A sensor's readout has none; each frame it
+        mode: the protection mode.
+            "masked" (the default): a fresh permutation for every frame, from the frame's nonce,
+                and a keyed value mask at the ADC (privacy/mask.py): code -> (code + m) mod 2^bits.
+            "per_frame": the fresh permutation without the mask.
+            "paper": one permutation per key and frame size (the paper's scheme, for comparison).
+            Per-frame permutations come from a keyed PRP (privacy/prp.py); the paper's from the
+            key schedule's SHAKE-256 sort (privacy/schedule.py).
+        nonce: the frame's nonce (per-frame modes only), an integer below 2^96 that never repeats
+            under a key. It is public, like an IV. A sensor's readout has none; each frame it
             reads out carries `readout.for_frame(nonce)`.
 
     Example:
@@ -49,7 +57,7 @@ class Readout:
 
     unit: Literal["pixel", "quad", "block"] = "pixel"
     block: int | None = None
-    mode: Literal["paper", "per_frame"] = "paper"
+    mode: Literal["paper", "per_frame", "masked"] = "masked"
     nonce: int | None = None
 
     def __post_init__(self) -> None:
@@ -69,11 +77,20 @@ class Readout:
             if self.mode == "paper":
                 raise ReadoutError(
                     "a 'paper' readout has one order per key and frame size and takes no nonce; "
-                    "use mode 'per_frame' for a fresh order per frame"
+                    "use mode 'masked' or 'per_frame' for a fresh order per frame"
                 )
-            if not _integer(self.nonce) or not 0 <= self.nonce < 2**64:
-                raise ReadoutError(f"readout.nonce must be an integer in [0, 2^64), got {self.nonce!r}")
+            if not _integer(self.nonce) or not 0 <= self.nonce < 2**NONCE_BITS:
+                raise ReadoutError(f"readout.nonce must be an integer in [0, 2^{NONCE_BITS}), got {self.nonce!r}")
             object.__setattr__(self, "nonce", int(self.nonce))
+
+    @property
+    def per_frame(self) -> bool:
+        """Whether every frame has its own order (and its own nonce): modes "per_frame" and "masked"."""
+        return self.mode != "paper"
+
+    @property
+    def masked(self) -> bool:
+        return self.mode == "masked"
 
     @property
     def unit_size(self) -> int:
@@ -86,20 +103,28 @@ class Readout:
             raise ReadoutError("a 'paper' readout takes no nonce: every frame of a size has the same order")
         return dataclasses.replace(self, nonce=nonce)
 
-    def of_frame(self, frame_index: int, nonce: int | None = None) -> Readout:
+    def of_frame(self, frame_index: int, nonce: int | None = None, prefix: int = 0) -> Readout:
         """The nonce policy: the readout of frame `frame_index` of a stream in this readout.
 
-        "paper": this readout (no nonce allowed). "per_frame": with `nonce`, by default the frame
-        index, so that no two frames of a stream share an order.
+        "paper": this readout (no nonce allowed). Per-frame modes: with `nonce`, by default
+        (prefix << 32) + frame_index, where `prefix` is random per run (Sensor.nonce_prefix), so
+        that no two frames under a key share an order or a mask.
         """
         if self.mode == "paper":
             if nonce is not None:
                 raise ReadoutError(
                     "this readout is in 'paper' mode (one order per key and frame size) and takes no nonce; "
-                    "set readout.mode to 'per_frame' for a fresh order per frame"
+                    "set readout.mode to 'per_frame' or 'masked' for a fresh order per frame"
                 )
             return self
-        return self.for_frame(frame_index if nonce is None else nonce)
+        if nonce is None:
+            if not 0 <= frame_index < 2**COUNTER_BITS or not 0 <= prefix < 2 ** (NONCE_BITS - COUNTER_BITS):
+                raise ReadoutError(
+                    f"a stream's nonce is prefix (< 2^{NONCE_BITS - COUNTER_BITS}) and frame index "
+                    f"(< 2^{COUNTER_BITS}); got prefix {prefix} and frame index {frame_index}"
+                )
+            nonce = (prefix << COUNTER_BITS) + frame_index
+        return self.for_frame(nonce)
 
     def check_size(self, height: int, width: int) -> None:
         """Raise ReadoutError unless frames of height x width can be read out in this order."""
@@ -111,9 +136,10 @@ class Readout:
                 f"a {self.unit} readout moves {size}x{size} units: it needs H and W divisible by {size}, "
                 f"got {height}x{width}"
             )
-        if self.mode == "per_frame" and self.nonce is None:
+        if self.per_frame and self.nonce is None:
             raise ReadoutError(
-                "a 'per_frame' readout needs the frame's nonce (readout.for_frame(nonce)): each frame has its own order"
+                f"a '{self.mode}' readout needs the frame's nonce (readout.for_frame(nonce)): "
+                "each frame has its own order"
             )
 
     def label(self, height: int, width: int) -> str:
@@ -131,18 +157,30 @@ class Readout:
     def permutation(self, key: Key, height: int, width: int) -> np.ndarray:
         """The pixel permutation (H*W,) int64 of this readout: shuffled.flat[j] = plain.flat[perm[j]].
 
-        Read-only and cached: a fresh one costs about 60 ms at 1080p.
+        Read-only and cached.
         """
-        if not isinstance(key, Key):
-            raise TypeError(f"expected a privcam Key, got {type(key).__name__}")
-        self.check_size(height, width)
+        self._check(key, height, width)
         return _permutation(self, key, int(height), int(width))
 
     def inverse(self, key: Key, height: int, width: int) -> np.ndarray:
         """The inverse permutation (keyed position of each plain pixel), cached too:
         shuffle(frame, readout.inverse(key, H, W)) gives the frame back in physical order."""
-        self.permutation(key, height, width)
+        self._check(key, height, width)
         return _inverse(self, key, int(height), int(width))
+
+    def _check(self, key: Key, height: int, width: int) -> None:
+        if not isinstance(key, Key):
+            raise TypeError(f"expected a privcam Key, got {type(key).__name__}")
+        self.check_size(height, width)
+
+    def mask(self, key: Key, height: int, width: int, channels: int, bit_depth: int) -> np.ndarray:
+        """The "masked" mode's value mask of a frame, (H, W, C) uint16 below 2^bit_depth, in keyed order."""
+        from .mask import mask_values
+
+        if not self.masked:
+            raise ReadoutError(f"a '{self.mode}' readout has no value mask; mode 'masked' has one")
+        label = self.label(height, width)
+        return mask_values(key, label, height * width * channels, bit_depth).reshape(height, width, channels)
 
     def to_dict(self) -> dict[str, Any]:
         """The readout as JSON-safe data (Frame metadata, checkpoints, captured datasets)."""
@@ -170,22 +208,33 @@ def _integer(value: Any) -> bool:
 
 @lru_cache(maxsize=16)
 def _permutation(readout: Readout, key: Key, height: int, width: int) -> np.ndarray:
-    from .schedule import permutation, unit_to_pixel_permutation
-
-    label, size = readout.label(height, width), readout.unit_size
-    if size == 1:
-        perm = permutation(key, label, height * width)
-    else:
-        units = permutation(key, label, (height // size) * (width // size))
-        perm = unit_to_pixel_permutation(units, height, width, size)
+    perm = _unit_permutation(readout, key, height, width, inverse=False)
     perm.flags.writeable = False
     return perm
 
 
 @lru_cache(maxsize=16)
 def _inverse(readout: Readout, key: Key, height: int, width: int) -> np.ndarray:
-    from .schedule import inverse_permutation
+    if readout.per_frame:
+        inverse = _unit_permutation(readout, key, height, width, inverse=True)
+    else:
+        from .schedule import inverse_permutation
 
-    inverse = inverse_permutation(_permutation(readout, key, height, width))
+        inverse = inverse_permutation(_permutation(readout, key, height, width))
     inverse.flags.writeable = False
     return inverse
+
+
+def _unit_permutation(readout: Readout, key: Key, height: int, width: int, inverse: bool) -> np.ndarray:
+    """The permutation of the readout's units (the keyed PRP per frame, the key schedule's sort for
+    the paper's mode), expanded to pixels. The PRP gives the inverse directly."""
+    from .prp import prp_permutation
+    from .schedule import permutation, unit_to_pixel_permutation
+
+    label, size = readout.label(height, width), readout.unit_size
+    units = (height // size) * (width // size)
+    if readout.per_frame:
+        unit_perm = prp_permutation(key, label, units, inverse=inverse)
+    else:
+        unit_perm = permutation(key, label, units)
+    return unit_perm if size == 1 else unit_to_pixel_permutation(unit_perm, height, width, size)

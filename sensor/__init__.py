@@ -6,7 +6,7 @@ __getattr__, __dir__, __all__ = _lazy.attach(
     __name__,
     submod_attrs={
         "config": ["CFA_PATTERNS", "PRESETS", "SensorConfig", "load_config", "load_preset", "preset_names"],
-        "frame": ["Frame", "FrameKeyError"],
+        "frame": ["Frame", "FrameKeyError", "stack_frames"],
         "sensor": ["Sensor", "srgb_to_linear"],
     },
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +14,8 @@ import torch
 
 from ..base.images import write_png
 from ..base.store import FileFormat
-from ..privacy import Key, Readout, shuffle
+from ..privacy import Key, KeyedFrames, Readout, shuffle
+from ..privacy.mask import AdcFormat, remove_mask
 
 FRAME_FILE = FileFormat("frame", 2, container="npz")
 _BAYER_TO_RGB = {
@@ -53,6 +55,11 @@ class Frame:
         return None if data is None else Readout.from_dict(data)
 
     @property
+    def adc(self) -> AdcFormat:
+        """How this frame's codes map to network inputs (bit depth and black level)."""
+        return AdcFormat(self.metadata["bit_depth"], self.metadata["black_level_dn"])
+
+    @property
     def height(self) -> int:
         return self.data.shape[0]
 
@@ -73,10 +80,13 @@ class Frame:
                 f"this frame was captured with the key of fingerprint {self.metadata['key_fingerprint']}, "
                 f"not with the key of fingerprint {key.fingerprint}"
             )
-        inverse = self.readout.inverse(key, self.height, self.width)
-        return Frame(
-            shuffle(self.data, inverse), {**self.metadata, "key_fingerprint": None, "readout": None, "revealed": True}
-        )
+        readout, data = self.readout, self.data
+        if readout.masked:
+            channels = 1 if data.ndim == 2 else data.shape[2]
+            bits = self.adc.bit_depth
+            data = remove_mask(data, readout.mask(key, self.height, self.width, channels, bits), bits)
+        data = shuffle(data, readout.inverse(key, self.height, self.width))
+        return Frame(data, {**self.metadata, "key_fingerprint": None, "readout": None, "revealed": True})
 
     def to_tensor(self, packed: bool = False) -> torch.Tensor:
         """Float32 (C, H, W) in readout order, black level removed and scaled so white is 1.
@@ -85,9 +95,7 @@ class Frame:
         channel per position in the 2x2 cell; a protected frame needs quad (or even block) readout
         for that, since pixel readout scatters the cells.
         """
-        black, white = self.metadata["black_level_dn"], 2 ** self.metadata["bit_depth"] - 1
-        values = (self.data.astype(np.float32) - black) / (white - black)
-        tensor = torch.from_numpy(values)
+        tensor = torch.from_numpy(self.adc.to_unit(self.data.astype(np.float32)).astype(np.float32))
         tensor = tensor.unsqueeze(0) if tensor.dim() == 2 else tensor.permute(2, 0, 1).contiguous()
         if not packed:
             return tensor
@@ -99,8 +107,7 @@ class Frame:
 
     def to_rgb8(self) -> np.ndarray:
         """An 8-bit RGB view for people: Bayer frames demosaiced with OpenCV, black level removed."""
-        black, white = self.metadata["black_level_dn"], 2 ** self.metadata["bit_depth"] - 1
-        scaled = np.clip((self.data.astype(np.float32) - black) / (white - black), 0, 1)
+        scaled = np.clip(self.adc.to_unit(self.data.astype(np.float32)), 0, 1)
         image = (scaled * 255 + 0.5).astype(np.uint8)
         cfa = self.metadata["cfa"]
         if cfa != "none":
@@ -139,3 +146,31 @@ def _white_balance(rgb: np.ndarray, qe: list[float] | None) -> np.ndarray:
         return rgb
     gains = max(qe) / np.asarray(qe, np.float32)
     return np.clip(rgb.astype(np.float32) * gains, 0, 255).astype(np.uint8)
+
+
+def stack_frames(frames: list[Frame]) -> KeyedFrames:
+    """Protected frames of one sensor and key as a KeyedFrames batch (network inputs, Frame.to_tensor),
+    each with its nonce in the per-frame modes.
+
+    Example:
+        >>> keyed(stack_frames([sensor.capture_image(image, key=key) for image in images]))  # doctest: +SKIP
+    """
+    if not frames or not all(isinstance(f, Frame) and f.protected for f in frames):
+        raise ValueError("stack_frames takes a non-empty list of protected Frames (captured with a key)")
+    readouts = [f.readout for f in frames]
+    streams = [dataclasses.replace(r, nonce=None) if r.per_frame else r for r in readouts]
+    kinds = [(stream, f.metadata["key_fingerprint"], f.adc) for stream, f in zip(streams, frames, strict=True)]
+    for index, kind in enumerate(kinds):
+        if kind != kinds[0]:
+            raise ValueError(
+                f"the frames of a batch share their key, kind of readout and code format; frame {index} is in "
+                f"{readouts[index]} with key {kind[1]}, frame 0 in {readouts[0]} with key {kinds[0][1]}"
+            )
+    stream = streams[0]
+    return KeyedFrames(
+        torch.stack([f.to_tensor() for f in frames]),
+        stream,
+        [r.nonce for r in readouts] if stream.per_frame else None,
+        frames[0].metadata["key_fingerprint"],
+        frames[0].adc,
+    )

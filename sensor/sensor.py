@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import secrets
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
@@ -11,6 +12,7 @@ import numpy as np
 import torch
 
 from ..privacy import Key, Readout, shuffle
+from ..privacy.mask import apply_mask
 from .config import SensorConfig, load_preset
 from .frame import Frame
 
@@ -41,13 +43,20 @@ _SRGB8_TO_LINEAR = srgb_to_linear(np.arange(256, dtype=np.float32) / 255.0)
 class Sensor:
     """A sensor built from a SensorConfig. Fixed patterns come from `config.serial`, never from a key;
     temporal noise from `seed` and the frame index, so any frame can be captured again exactly.
-    One Sensor captures one frame at a time (it reuses its buffers); use one per thread."""
 
-    def __init__(self, config: SensorConfig, seed: int = 0) -> None:
+    In the per-frame protection modes each keyed frame gets the nonce (nonce_prefix << 32) + frame
+    index, the prefix random per Sensor unless given, and a Sensor refuses to use a nonce twice
+    under one key: a repeated order and mask would let two frames be compared.
+    One Sensor captures one frame at a time (it reuses its buffers); use one per thread.
+    """
+
+    def __init__(self, config: SensorConfig, seed: int = 0, nonce_prefix: int | None = None) -> None:
         if not isinstance(config, SensorConfig):
             raise TypeError(f"expected a SensorConfig, got {type(config).__name__}")
         self.config = config
         self.seed = int(seed)
+        self.nonce_prefix = secrets.randbits(64) if nonce_prefix is None else int(nonce_prefix)
+        self._used_nonces: set[tuple[str, int]] = set()
         self.frame_index = 0
         self._patterns: dict[tuple[int, ...], dict[str, torch.Tensor]] = {}
         self._buffers: dict[str, torch.Tensor] = {}
@@ -72,7 +81,7 @@ class Sensor:
         Args:
             srgb: (H, W, 3) or (H, W), uint8 0..255 or float 0..1.
             key: read the frame out in the keyed order of `config.readout`; None for physical order.
-            nonce: the frame's nonce in "per_frame" mode (default: the frame index).
+            nonce: the frame's nonce in the per-frame modes (default: (nonce_prefix << 32) + frame index).
             frame_index: seeds the temporal noise (default: the next index).
 
         Returns:
@@ -133,11 +142,27 @@ class Sensor:
         readout = self.frame_readout(key, nonce, index)
         if readout is not None:
             readout.check_size(*radiance.shape[:2])
+            if readout.per_frame:
+                self._claim_nonce(key, readout.nonce)
         self.frame_index = index + 1
         dn = self._expose(radiance, index)
         if readout is not None:
-            dn = shuffle(dn, readout.permutation(key, *dn.shape[:2]))
+            height, width = dn.shape[:2]
+            dn = shuffle(dn, readout.permutation(key, height, width))
+            if readout.masked:
+                channels = 1 if dn.ndim == 2 else dn.shape[2]
+                mask = readout.mask(key, height, width, channels, self.config.bit_depth)
+                dn = apply_mask(dn, mask, self.config.bit_depth)
         return Frame(dn, self._metadata(dn, key, readout, index))
+
+    def _claim_nonce(self, key: Key, nonce: int) -> None:
+        if (key.fingerprint, nonce) in self._used_nonces:
+            raise ValueError(
+                f"nonce {nonce} was already used by this sensor with the key of fingerprint {key.fingerprint}: "
+                "a per-frame readout never reuses a nonce under a key (capture each frame index once, or "
+                "give fresh nonces)"
+            )
+        self._used_nonces.add((key.fingerprint, nonce))
 
     def frame_readout(self, key: Key | None, nonce: int | None, frame_index: int) -> Readout | None:
         """The order frame `frame_index` is read out in (Readout.of_frame); None without a key."""
@@ -145,7 +170,7 @@ class Sensor:
             if nonce is not None:
                 raise ValueError("a nonce orders a keyed readout; give the key too")
             return None
-        return self.config.readout.of_frame(frame_index, nonce)
+        return self.config.readout.of_frame(frame_index, nonce, self.nonce_prefix)
 
     def _check_radiance(self, photons_per_s: np.ndarray) -> np.ndarray:
         channels = self.input_channels

@@ -44,3 +44,22 @@ def keyed_and_plain_outputs(keyed, model, x):
     if keyed.output_permutation is not None:
         reference = shuffle(reference, keyed.output_permutation)
     return out, reference
+
+
+def protect(codes: torch.Tensor, key: Key, stream, nonces, adc):
+    """What a camera sends for integer codes (B, C, H, W): each frame shuffled in its readout order
+    (and masked in the "masked" mode), as a KeyedFrames batch of network inputs. Returns (batch,
+    the plain network inputs of the same codes)."""
+    from privcam.privacy import KeyedFrames, shuffle
+    from privcam.privacy.mask import mask_tensor
+
+    frames = []
+    for i, frame in enumerate(codes):
+        readout = stream if nonces is None else stream.for_frame(nonces[i])
+        keyed = shuffle(frame, readout.permutation(key, *frame.shape[-2:]))
+        if readout.masked:
+            mask = mask_tensor(readout.mask(key, *frame.shape[-2:], frame.shape[0], adc.bit_depth))
+            keyed = torch.remainder(keyed + mask, 2**adc.bit_depth)
+        frames.append(adc.to_unit(keyed))
+    batch = KeyedFrames(torch.stack(frames).float(), stream, nonces, key.fingerprint, adc)
+    return batch, adc.to_unit(codes).float()

@@ -17,4 +17,4 @@ def test_readme_python_snippets_run_verbatim(tmp_path):
     result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "vgg.keyed.pt").exists() and (tmp_path / "f.npz").exists()
-    assert "quad readout, paper mode" in result.stdout
+    assert "quad readout, masked mode, nonce" in result.stdout

@@ -61,13 +61,6 @@ class KeyedConv2d(nn.Module):
         table = torch.from_numpy(stencil.keyed_index(perm_in, perm_out))
         self.register_buffer("table", table, persistent=False)
 
-    def keyed_buffers(self, stencil: Stencil, perm_in, perm_out) -> dict[str, torch.Tensor]:
-        """The buffers that depend on the orders: what a new per-frame input order changes."""
-        return {"table": torch.from_numpy(stencil.keyed_index(perm_in, perm_out))}
-
-    def rekey(self, buffers: dict[str, torch.Tensor]) -> None:
-        self.table.copy_(buffers["table"])
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return keyed_conv2d(x, self.weight, self.bias, self.table, self.out_hw, self.groups, self.zero_row)
 

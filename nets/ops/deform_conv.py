@@ -47,19 +47,10 @@ class KeyedDeformConv2d(nn.Module):
         )
         self.weight = nn.Parameter(conv.weight.detach().clone())
         self.bias = None if conv.bias is None else nn.Parameter(conv.bias.detach().clone())
-        self.register_buffer("offsets", self._offsets(stencil, perm_in, perm_out), persistent=False)
-
-    def _offsets(self, stencil: Stencil, perm_in, perm_out) -> torch.Tensor:
         keyed = stencil.keyed_index(perm_in, perm_out)
         geometry = (self.kernel_size, self.stride, self.padding, self.dilation)
-        return torch.from_numpy(deform_offsets(keyed, stencil.in_hw, stencil.out_hw, *geometry))
-
-    def keyed_buffers(self, stencil: Stencil, perm_in, perm_out) -> dict[str, torch.Tensor]:
-        """The buffers that depend on the orders: what a new per-frame input order changes."""
-        return {"offsets": self._offsets(stencil, perm_in, perm_out)}
-
-    def rekey(self, buffers: dict[str, torch.Tensor]) -> None:
-        self.offsets.copy_(buffers["offsets"])
+        offsets = torch.from_numpy(deform_offsets(keyed, stencil.in_hw, stencil.out_hw, *geometry))
+        self.register_buffer("offsets", offsets, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         offsets = self.offsets.expand(x.shape[0], -1, -1, -1)

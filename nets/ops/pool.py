@@ -33,13 +33,6 @@ class KeyedMaxPool2d(nn.Module):
         self.out_hw = stencil.out_hw
         self.register_buffer("table", torch.from_numpy(stencil.keyed_index(perm_in, perm_out)), persistent=False)
 
-    def keyed_buffers(self, stencil: Stencil, perm_in, perm_out) -> dict[str, torch.Tensor]:
-        """The buffers that depend on the orders: what a new per-frame input order changes."""
-        return {"table": torch.from_numpy(stencil.keyed_index(perm_in, perm_out))}
-
-    def rekey(self, buffers: dict[str, torch.Tensor]) -> None:
-        self.table.copy_(buffers["table"])
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return keyed_max_pool2d(x, self.table, self.out_hw)
 
@@ -56,13 +49,6 @@ class KeyedWeightedSum2d(nn.Module):
         self.register_buffer("table", torch.from_numpy(stencil.keyed_index(perm_in, perm_out)), persistent=False)
         weight = torch.from_numpy(stencil.keyed_weight(perm_out)).to(dtype)
         self.register_buffer("weight", weight, persistent=False)
-
-    def keyed_buffers(self, stencil: Stencil, perm_in, perm_out) -> dict[str, torch.Tensor]:
-        """The buffers that depend on the input order (the weights follow the output order only)."""
-        return {"table": torch.from_numpy(stencil.keyed_index(perm_in, perm_out))}
-
-    def rekey(self, buffers: dict[str, torch.Tensor]) -> None:
-        self.table.copy_(buffers["table"])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return keyed_weighted_sum2d(x, self.table, self.weight.to(x.dtype), self.out_hw)

@@ -1,10 +1,9 @@
-"""Attacks that need no trained network, run on a run's sensor, key and captured frames: known
-plaintext, key extraction from the keyed model, and visual privacy. Each scores against the readout
-the frames are really in (the Captured's), whatever its unit."""
+"""Attacks that need no trained network, run on a run's sensor, key and captured frames: ciphertext-only
+layout recovery, the single-frame jigsaw, known plaintext, key extraction from the keyed model, and
+visual privacy. Each scores against the orders the frames are really in (their KeyedFrames), whatever
+the protection mode and unit."""
 
 from __future__ import annotations
-
-import dataclasses
 
 import cv2
 import numpy as np
@@ -12,13 +11,20 @@ import skimage.data
 import torch
 
 from ...nets.ops.conv import KeyedConv2d
-from ...privacy import shuffle
-from ...sensor import Sensor, srgb_to_linear
+from ...privacy.schedule import unit_to_pixel_permutation
+from ...sensor import srgb_to_linear
 from ..capture import Captured, make_sensor
 from ..catalogue import RunContext
 from ..models import build_plain_model, make_keyed
 from ..sources import load_dataset
-from .recovery import extract_input_permutation, known_plaintext_recovery, recovered_fraction
+from ..training import evaluate
+from .recovery import (
+    assemble_units,
+    extract_input_permutation,
+    known_plaintext_recovery,
+    recovered_fraction,
+    signature_match,
+)
 from .visual import psnr, ssim
 
 # Textured natural pictures: known plaintexts an attacker able to choose them would pick. Flat ones
@@ -26,20 +32,102 @@ from .visual import psnr, ssim
 KPA_PICTURES = ("brick", "grass", "gravel", "astronaut", "coffee", "chelsea", "rocket", "cat")
 
 
+def true_orders(ctx: RunContext, protected: Captured) -> np.ndarray:
+    """(N, n) the permutation each protected frame is really in (the same row N times in "paper" mode)."""
+    frames, (height, width) = protected.keyed, protected.input_size[1:]
+    if frames.nonces is None:
+        return frames.readout.permutation(ctx.key, height, width)[None].repeat(len(frames), 0)
+    return np.stack([frames.readout_of(i).permutation(ctx.key, height, width) for i in range(len(frames))])
+
+
+def ciphertext_only(ctx: RunContext, protected: Captured, plain: Captured, reference: Captured | None) -> dict:
+    """Layout recovery from the protected frames alone, as if one order served them all.
+
+    Pixel readouts: signature_match against `reference`, plain frames of the same kind of scene
+    (another split through the attacker's own camera). Unit readouts: the tiles are assembled from
+    their edges across the frames (assemble_units), no reference needed. Scored as the fraction of
+    positions each frame's true order gives, and as what the unscrambled frames give to people
+    (SSIM against the plain capture) and to the plain CNN (accuracy, when the run has weights).
+    """
+    config, params = ctx.config, ctx.params
+    count = len(protected.frames) if params.ciphertext_frames is None else params.ciphertext_frames
+    frames = protected.frames[:count].mean(1)  # (N, H, W): one value per position
+    truth = true_orders(ctx, protected)[:count]
+    height, width = frames.shape[-2:]
+    if protected.readout.unit == "pixel":
+        if reference is None:
+            return {"note": "pixel readout: needs reference frames of the same kind of scene (another split)"}
+        guess = signature_match(
+            frames.reshape(count, -1).numpy(), reference.frames.mean(1).reshape(len(reference.frames), -1).numpy()
+        )
+        method = f"signature match + quadratic assignment against {len(reference.frames)} reference frames"
+    else:
+        guess = _assembled_permutation(frames.numpy(), protected.readout.unit_size)
+        method = f"edge assembly of {protected.readout.unit} tiles over {count} frames"
+    positions = float(np.mean(guess[None, :] == truth))
+    unscrambled = torch.empty_like(protected.frames[:count])
+    unscrambled.reshape(count, unscrambled.shape[1], -1)[..., guess] = protected.frames[:count].reshape(
+        count, unscrambled.shape[1], -1
+    )
+    shown = min(count, params.visual_frames)
+    result = {
+        "positions": positions,
+        "chance": 1 / (height * width),
+        "ssim": float(np.mean([_ssim(unscrambled[i], plain.frames[i]) for i in range(shown)])),
+        "ssim_chance": float(np.mean([_ssim(protected.frames[i], plain.frames[i]) for i in range(shown)])),
+        "frames": count,
+        "method": method,
+    }
+    if config.model.weights and plain.labels is not None:
+        model = build_plain_model(config, protected.input_size).eval()
+        result["cnn_accuracy"] = evaluate(model, unscrambled, plain.labels[:count])[0]
+    return result
+
+
+def jigsaw(ctx: RunContext, protected: Captured) -> dict:
+    """Single-frame jigsaw of unit readouts: each of the first jigsaw_frames frames assembled on its own."""
+    if protected.readout.unit == "pixel":
+        return {"note": "pixel readouts have no tiles to assemble"}
+    size, truth = protected.readout.unit_size, true_orders(ctx, protected)
+    height, width = protected.input_size[1:]
+    scores = [
+        float(np.mean(_assembled_permutation(protected.frames[i : i + 1].mean(1).numpy(), size) == truth[i]))
+        for i in range(min(ctx.params.jigsaw_frames, len(protected.frames)))
+    ]
+    return {"positions": float(np.mean(scores)), "chance": 1 / (height * width), "frames": len(scores)}
+
+
+def _assembled_permutation(frames: np.ndarray, size: int) -> np.ndarray:
+    """A pixel permutation estimate from the largest assembled group of tiles; the rest of the grid
+    is filled with the unplaced tiles in their keyed order."""
+    count, height, width = frames.shape
+    rows, cols = height // size, width // size
+    tiles = (
+        frames.reshape(count, rows, size, cols, size).transpose(1, 3, 0, 2, 4).reshape(rows * cols, count, size, size)
+    )
+    group = assemble_units(tiles)[0]
+    cells = np.array(list(group))
+    cells -= cells.min(0)
+    unit_guess = np.full(rows * cols, -1)
+    for (row, col), tile in zip(cells, group.values(), strict=True):
+        if row < rows and col < cols:
+            unit_guess[tile] = row * cols + col
+    free = np.setdiff1d(np.arange(rows * cols), unit_guess)
+    unit_guess[unit_guess < 0] = free
+    return unit_to_pixel_permutation(unit_guess, height, width, size)
+
+
 def known_plaintext(ctx: RunContext, protected: Captured) -> dict:
-    """Recovered fraction of positions from k known (scene, frame) pairs: the run's readout without
-    and with sensor noise, and per-frame nonces (recovery judged on the next, unknown frame)."""
+    """Recovered fraction of the positions of the next, unknown frame's order from k known (scene,
+    frame) pairs through the run's sensor; in "paper" mode also without sensor noise."""
     config, params, key = ctx.config, ctx.params, ctx.key
     sensor = make_sensor(config)
-    readout = protected.readout
-    per_frame = dataclasses.replace(readout, mode="per_frame")
-    nonce_sensor = Sensor(sensor.config.replace(readout=per_frame), sensor.seed)
+    readout = sensor.config.readout
     height, width = protected.input_size[1:]
     n, frames_needed = height * width, params.kpa_max_frames + 1
     pictures = [getattr(skimage.data, name)() for name in KPA_PICTURES]
     pictures = [cv2.cvtColor(p, cv2.COLOR_RGB2GRAY) if p.ndim == 3 else p for p in pictures]
-    curves = {"fixed key, noise-free": [], "fixed key, sensor noise": [], "per-frame nonces, sensor noise": []}
-    fixed = readout.permutation(key, height, width)
+    curves: dict[str, list] = {"sensor noise": []} | ({"noise-free": []} if readout.mode == "paper" else {})
     for trial in range(params.kpa_trials):
         rng = np.random.default_rng([config.seed, trial])
         scenes = []
@@ -50,34 +138,23 @@ def known_plaintext(ctx: RunContext, protected: Captured) -> dict:
             top, left = rng.integers(0, 3 * height), rng.integers(0, 3 * width)
             scenes.append(picture[top : top + height, left : left + width])
         linear = np.stack([srgb_to_linear(s).ravel() for s in scenes])
-        index = 10**8 + trial * 100
-        noisy = np.stack(
-            [_pixels(sensor.capture_image(s, key=key, frame_index=index + i).to_tensor()) for i, s in enumerate(scenes)]
-        )
-        nonced = np.stack(
+        captures = [sensor.capture_image(s, key=key, frame_index=10**8 + trial * 100 + i) for i, s in enumerate(scenes)]
+        noisy = np.stack([f.to_tensor().mean(0).numpy().ravel() for f in captures])
+        orders = [f.readout.permutation(key, height, width) for f in captures]
+        curves["sensor noise"].append(
             [
-                _pixels(
-                    nonce_sensor.capture_image(s, key=key, nonce=trial * 100 + i, frame_index=index + i).to_tensor()
-                )
-                for i, s in enumerate(scenes)
-            ]
-        )
-        for label, frames in (("fixed key, noise-free", linear[:, fixed]), ("fixed key, sensor noise", noisy)):
-            curves[label].append(
-                [
-                    recovered_fraction(known_plaintext_recovery(linear[:k], frames[:k]), fixed)
-                    for k in range(1, frames_needed)
-                ]
-            )
-        curves["per-frame nonces, sensor noise"].append(
-            [
-                recovered_fraction(
-                    known_plaintext_recovery(linear[:k], nonced[:k]),
-                    per_frame.for_frame(trial * 100 + k).permutation(key, height, width),
-                )
+                recovered_fraction(known_plaintext_recovery(linear[:k], noisy[:k]), orders[k])
                 for k in range(1, frames_needed)
             ]
         )
+        if "noise-free" in curves:
+            ideal = linear[:, orders[0]]
+            curves["noise-free"].append(
+                [
+                    recovered_fraction(known_plaintext_recovery(linear[:k], ideal[:k]), orders[0])
+                    for k in range(1, frames_needed)
+                ]
+            )
     return {
         "frames": list(range(1, frames_needed)),
         "recovered_fraction": {label: np.mean(values, axis=0).round(4).tolist() for label, values in curves.items()},
@@ -88,15 +165,17 @@ def known_plaintext(ctx: RunContext, protected: Captured) -> dict:
 
 
 def key_extraction(ctx: RunContext, protected: Captured) -> dict:
-    """The keyed model is the key: its first layer's index table gives the readout order back."""
+    """The keyed model is the key: its first layer's index table gives its readout order back."""
     model = build_plain_model(ctx.config, protected.input_size).eval()
     keyed = make_keyed(model, ctx.config, ctx.key, protected)
     first = next(m for m in keyed.modules() if isinstance(m, KeyedConv2d))
     if first.weight.shape[-2:] != (3, 3):
         return {"recovered_fraction": None, "note": "the first layer is not a 3x3 conv; extraction not attempted"}
     guess = extract_input_permutation(first.table.numpy(), protected.input_size[1:])
+    height, width = protected.input_size[1:]
     return {
         "recovered_fraction": recovered_fraction(guess, keyed.input_permutation),
+        "chance": 1 / (height * width),
         "from": "the first conv's index table",
     }
 
@@ -109,15 +188,12 @@ def visual_privacy(ctx: RunContext, protected: Captured, plain: Captured) -> dic
     scenes = load_dataset(config.data, "test").images[:count]
     scale = sensor_config.white_photons * max(sensor_config.qe) * sensor_config.system_gain_dn_per_e
     scale /= sensor_config.max_dn - sensor_config.black_level_dn
+    revealed = protected.keyed[: len(scenes)].reveal(ctx.key)
     scores = {"protected": [], "revealed": []}
-    exact = 0
     for i, scene in enumerate(scenes):
         reference = np.clip(srgb_to_linear(scene) * scale, 0, 1).astype(np.float64)
         reference = reference if reference.ndim == 2 else reference.mean(2)
-        frame = protected.frames[i]
-        revealed = shuffle(frame, torch.from_numpy(protected.readout_of(i).inverse(ctx.key, *frame.shape[-2:])))
-        exact += int(torch.equal(revealed, plain.frames[i]))
-        for label, image in (("protected", frame), ("revealed", revealed)):
+        for label, image in (("protected", protected.frames[i]), ("revealed", revealed[i])):
             grey = np.clip(image.mean(0).numpy().astype(np.float64), 0, 1)
             scores[label].append((psnr(reference, grey, 1.0), ssim(reference, grey, 1.0)))
     summary = {
@@ -125,11 +201,14 @@ def visual_privacy(ctx: RunContext, protected: Captured, plain: Captured) -> dic
         for label, values in scores.items()
         for j, metric in enumerate(("psnr_db", "ssim"))
     }
-    summary["revealed_equals_plain_capture"] = exact / len(scenes)
+    summary["revealed_equals_plain_capture"] = float(
+        np.mean([torch.equal(revealed[i], plain.frames[i]) for i in range(len(scenes))])
+    )
     summary["frames"] = len(scenes)
     return summary
 
 
-def _pixels(frame: torch.Tensor) -> np.ndarray:
-    """A captured frame (C, H, W) as one value per position, in its readout order."""
-    return frame.mean(0).numpy().ravel()
+def _ssim(image: torch.Tensor, reference: torch.Tensor) -> float:
+    """SSIM of two network inputs (C, H, W), channels averaged, clipped to [0, 1]."""
+    a, b = (np.clip(x.mean(0).numpy().astype(np.float64), 0, 1) for x in (image, reference))
+    return ssim(b, a, 1.0)

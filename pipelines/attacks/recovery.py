@@ -70,3 +70,107 @@ def extract_input_permutation(table: np.ndarray, in_hw: tuple[int, int]) -> np.n
     ys = np.array([coords[j][0] for j in range(n)])
     xs = np.array([coords[j][1] for j in range(n)])
     return (ys - ys.min()) * in_hw[1] + (xs - xs.min())
+
+
+def signature_match(frames: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Ciphertext-only layout recovery with a known scene distribution (no plaintext of the frames).
+
+    frames (N, n): protected frames under one unknown permutation; reference (M, n): plain frames of
+    the same kind of scene (a public dataset through the attacker's own camera). Each keyed position
+    is matched to the plain position whose value statistics across frames (mean, spread, quantiles,
+    how often it is dark) are closest, by a minimum-cost assignment; the match is then refined so that
+    the keyed positions' correlations reproduce the reference's (a quadratic assignment solved with
+    scipy's FAQ method from that start). Returns perm_hat, perm_hat[j] = the plain position of keyed j.
+    n up to a few thousand positions (it holds n x n matrices).
+    """
+    from scipy.optimize import quadratic_assignment
+
+    if frames.ndim != 2 or reference.ndim != 2 or frames.shape[1] != reference.shape[1]:
+        raise ValueError(f"expected frames (N, n) and reference (M, n), got {frames.shape} and {reference.shape}")
+    keyed, plain = _signatures(frames), _signatures(reference)
+    scale = plain.std(0) + 1e-9
+    cost = (((keyed[:, None, :] - plain[None, :, :]) / scale) ** 2).sum(-1)
+    _, start = linear_sum_assignment(cost)
+    n = frames.shape[1]
+    initial = np.zeros((n, n))
+    initial[np.arange(n), start] = 1
+    result = quadratic_assignment(
+        _correlations(frames), _correlations(reference), method="faq", options={"maximize": True, "P0": initial}
+    )
+    return result.col_ind
+
+
+def _signatures(values: np.ndarray) -> np.ndarray:
+    """(n, 8) statistics of each position across frames."""
+    quantiles = np.quantile(values, [0.1, 0.25, 0.5, 0.75, 0.9], axis=0)
+    dark = (values < values.min() + 0.05 * (values.max() - values.min())).mean(0)
+    return np.vstack([values.mean(0), values.std(0), quantiles, dark]).T
+
+
+def _correlations(values: np.ndarray) -> np.ndarray:
+    centred = values - values.mean(0)
+    spread = centred.std(0)
+    spread[spread == 0] = 1
+    standard = centred / spread
+    return standard.T @ standard / len(values)
+
+
+def assemble_units(units: np.ndarray) -> list[dict[tuple[int, int], int]]:
+    """Ciphertext-only jigsaw: lay out unit-readout tiles from their edges, without any plaintext.
+
+    units (U, N, s, s): the U tiles of N frames under one unknown unit permutation (their inside
+    layout is kept by quad and block readouts). Two tiles fit side by side when the step across
+    their common edge continues the steps just inside it (a prediction-based dissimilarity summed
+    over the frames). Mutual best fits are joined in order of confidence (best over second best)
+    into rigid groups, as tree-based jigsaw solvers do; a join that would overlap is skipped.
+    Returns the groups, largest first, each {(row, col): tile} in its own coordinates.
+    """
+    if units.ndim != 4 or units.shape[2] != units.shape[3] or units.shape[2] < 2:
+        raise ValueError(f"expected tiles (U, N, s, s) with s >= 2, got {units.shape}")
+    count = len(units)
+    links = []
+    for dissimilarity, step in (
+        (_edge_dissimilarity(units, across=True), (0, 1)),
+        (_edge_dissimilarity(units, across=False), (1, 0)),
+    ):
+        best, best_of = dissimilarity.argmin(1), dissimilarity.argmin(0)
+        second = np.partition(dissimilarity, 1, axis=1)[:, 1]
+        for a in range(count):
+            b = best[a]
+            if best_of[b] == a:
+                links.append((dissimilarity[a, b] / (second[a] + 1e-12), a, int(b), step))
+    links.sort()
+    groups = {a: {(0, 0): a} for a in range(count)}
+    where = {a: (a, (0, 0)) for a in range(count)}
+    for _, a, b, (dy, dx) in links:
+        (ga, pa), (gb, pb) = where[a], where[b]
+        if ga == gb:
+            continue
+        shift = (pa[0] + dy - pb[0], pa[1] + dx - pb[1])
+        if len(groups[gb]) > len(groups[ga]):
+            ga, gb, shift = gb, ga, (-shift[0], -shift[1])
+        moved = {(c[0] + shift[0], c[1] + shift[1]): u for c, u in groups[gb].items()}
+        if any(c in groups[ga] for c in moved):
+            continue
+        groups[ga].update(moved)
+        for cell, unit in moved.items():
+            where[unit] = (ga, cell)
+        del groups[gb]
+    return sorted(groups.values(), key=len, reverse=True)
+
+
+def _edge_dissimilarity(units: np.ndarray, across: bool) -> np.ndarray:
+    """D[a, b]: how badly tile b fits to the right of tile a (across) or below it: the prediction
+    errors of each side's edge from the other's last two rows or columns, squared and summed."""
+    count = len(units)
+    tiles = units if across else units.transpose(0, 1, 3, 2)
+    a_edge, a_inner = tiles[..., -1], tiles[..., -2]
+    b_edge, b_inner = tiles[..., 0], tiles[..., 1]
+
+    def squared(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        x, y = x.reshape(count, -1), y.reshape(count, -1)
+        return (x**2).sum(1)[:, None] + (y**2).sum(1)[None, :] - 2 * x @ y.T
+
+    dissimilarity = np.maximum(squared(2 * a_edge - a_inner, b_edge) + squared(a_edge, 2 * b_edge - b_inner), 0)
+    np.fill_diagonal(dissimilarity, np.inf)
+    return dissimilarity

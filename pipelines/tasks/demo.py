@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import secrets
 import time
 from pathlib import Path
 
@@ -17,12 +18,14 @@ import kornia.augmentation as K
 import numpy as np
 import skimage.data
 import torch
+from torch import nn
 
 from ...augment import KeyedAugmentation
 from ...base.atomic import atomic_write
 from ...base.images import write_png
 from ...nets import BACKENDS, create_model, to_keyed
-from ...privacy import Key, Readout, shuffle, unshuffle
+from ...privacy import AdcFormat, Key, KeyedFrames, Readout, shuffle, unshuffle
+from ...privacy.mask import apply_mask, remove_mask
 from ..attacks.visual import psnr
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
@@ -41,10 +44,31 @@ def load_scene(path: Path | None, size: int) -> tuple[np.ndarray, str]:
     return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA), name
 
 
-def to_network_input(image: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) uint8 -> (1, 3, H, W) float, normalised as ImageNet models expect."""
-    normalised = (image.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
-    return torch.from_numpy(normalised.transpose(2, 0, 1)).unsqueeze(0)
+class Standardise(nn.Module):
+    """ImageNet's input normalisation as a network's first layer (per channel: it keys as it is)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.from_numpy(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.from_numpy(IMAGENET_STD).view(1, 3, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+def protect(scene: np.ndarray, key: Key, readout: Readout) -> np.ndarray:
+    """The 8-bit picture as a camera in the "masked" mode sends it: shuffled, then masked."""
+    height, width = scene.shape[:2]
+    return apply_mask(
+        shuffle(scene, readout.permutation(key, height, width)), readout.mask(key, height, width, 3, 8), 8
+    )
+
+
+def reveal(frame: np.ndarray, key: Key, readout: Readout) -> np.ndarray:
+    """Unmask, then unshuffle: the picture for the key holder (noise for another key)."""
+    height, width = frame.shape[:2]
+    unmasked = remove_mask(frame, readout.mask(key, height, width, 3, 8), 8)
+    return shuffle(unmasked, readout.inverse(key, height, width))
 
 
 def to_image(frames: torch.Tensor) -> np.ndarray:
@@ -82,26 +106,35 @@ def timed(fn, x: torch.Tensor):
 def run_demo(out: Path, key: Key, image_path: Path | None, size: int, backend: str) -> dict:
     wrong_key = Key.generate()
     scene, scene_name = load_scene(image_path, size)
-    readout = Readout()
-    perm = readout.permutation(key, size, size)
-    wrong_perm = readout.permutation(wrong_key, size, size)
-    protected = shuffle(scene, perm)
-    revealed = unshuffle(protected, perm)
-    wrong_reveal = unshuffle(protected, wrong_perm)
+    stream, nonce = Readout(), secrets.randbits(64)  # the default "masked" mode, a fresh nonce
+    readout = stream.for_frame(nonce)
+    protected = protect(scene, key, readout)
+    revealed = reveal(protected, key, readout)
+    wrong_reveal = reveal(protected, wrong_key, readout)
+    adc = AdcFormat(bit_depth=8, black_level_dn=0)  # 8-bit picture codes; network inputs in [0, 1]
+    x = torch.from_numpy(adc.to_unit(scene.astype(np.float32)).transpose(2, 0, 1)).unsqueeze(0)
+    frames = KeyedFrames(
+        torch.from_numpy(adc.to_unit(protected.astype(np.float32)).transpose(2, 0, 1)).unsqueeze(0),
+        stream,
+        [nonce],
+        key.fingerprint,
+        adc,
+    )
 
     torch.manual_seed(0)
-    classifier = create_model("resnet18").eval()
-    keyed_classifier = to_keyed(classifier, key, (3, size, size), backend=backend, fold_batchnorm=True)
-    x = to_network_input(scene)
+    classifier = nn.Sequential(Standardise(), create_model("resnet18")).eval()
+    own = stream.for_frame(0)  # the networks' own order; each frame is moved into it
+    keyed_classifier = to_keyed(classifier, key, (3, size, size), own, backend, fold_batchnorm=True, adc=adc)
     plain_logits, plain_s = timed(classifier, x)
-    keyed_logits, keyed_s = timed(keyed_classifier, shuffle(x, perm))
-    wrong_logits, _ = timed(keyed_classifier, shuffle(x, wrong_perm))
+    keyed_logits, keyed_s = timed(keyed_classifier, frames)
+    wrong_classifier = to_keyed(classifier, wrong_key, (3, size, size), own, backend, fold_batchnorm=True, adc=adc)
+    wrong_logits, _ = timed(wrong_classifier, frames.frames)  # another key's holder, frames as they come
     top5 = plain_logits.topk(5).indices[0].tolist()
 
     segmenter = create_model("unet_small", num_classes=2).eval()
-    keyed_segmenter = to_keyed(segmenter, key, (3, size, size), backend=backend)
+    keyed_segmenter = to_keyed(segmenter, key, (3, size, size), own, backend, adc=adc)
     plain_map, _ = timed(segmenter, x)
-    keyed_map, _ = timed(keyed_segmenter, shuffle(x, perm))
+    keyed_map, _ = timed(keyed_segmenter, frames)
     revealed_map = unshuffle(keyed_map, keyed_segmenter.output_permutation)
 
     augmentations = [
@@ -111,18 +144,18 @@ def run_demo(out: Path, key: Key, image_path: Path | None, size: int, backend: s
         K.ColorJitter(0.3, 0.3, 0.3, p=1.0),
     ]
     # float64: in float32 kornia's own warp grid rounds by up to 6e-5 px at this size (README)
-    rgb = torch.from_numpy(scene.transpose(2, 0, 1)).double().div(255).unsqueeze(0)
-    params, augmented = [], rgb
+    params, augmented = [], x.double()
     for aug in augmentations:
         params.append(aug.forward_parameters(augmented.shape))
         augmented = aug(augmented, params=params[-1])
-    keyed_augmented = KeyedAugmentation(augmentations, key, readout)(shuffle(rgb, perm), params)
-    revealed_augmented = unshuffle(keyed_augmented, perm)
+    keyed_augmented = KeyedAugmentation(augmentations, key)(frames.with_frames(frames.frames.double()), params)
+    revealed_augmented = keyed_augmented.reveal(key)
 
     metrics = {
         "key_fingerprint": key.fingerprint,
         "scene": scene_name,
         "frame_size": [size, size],
+        "readout": str(readout),
         "backend": backend,
         "psnr_protected_db": round(psnr(scene, protected, 255), 2),
         "psnr_wrong_key_reveal_db": round(psnr(scene, wrong_reveal, 255), 2),
@@ -162,7 +195,7 @@ def run_demo(out: Path, key: Key, image_path: Path | None, size: int, backend: s
             ],
             [
                 ("kornia augmentation, scene", to_image(augmented)),
-                ("keyed augmentation, protected", to_image(keyed_augmented)),
+                ("keyed augmentation, protected", to_image(keyed_augmented.frames)),
                 ("keyed augmentation revealed", to_image(revealed_augmented)),
             ],
         ]
@@ -179,7 +212,7 @@ def report(metrics: dict, out: Path, key_note: str) -> str:
         [
             f"privcam demo: key fingerprint {metrics['key_fingerprint']} ({key_note})",
             f"scene: {metrics['scene']}, {metrics['frame_size'][0]}x{metrics['frame_size'][1]}",
-            f"protected frame: PSNR against the scene {metrics['psnr_protected_db']} dB; "
+            f"protected frame ({metrics['readout']}): PSNR against the scene {metrics['psnr_protected_db']} dB; "
             f"reveal with the key exact: {'yes' if metrics['reveal_exact'] else 'NO'}; "
             f"with a wrong key {metrics['psnr_wrong_key_reveal_db']} dB",
             f"classifier {c['model']}:",

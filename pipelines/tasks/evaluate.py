@@ -14,7 +14,7 @@ def run(ctx: RunContext) -> dict:
     config = ctx.config
     keyed = config.model.keyed
     captured = capture_tensors(config, ctx.params.split, ctx.key if keyed else None)
-    frames, labels = captured.frames, captured.labels
+    frames, labels = (captured.keyed if keyed else captured.frames), captured.labels
     model = build_plain_model(config, captured.input_size)
     if keyed:
         model = make_keyed(model, config, ctx.key, captured)

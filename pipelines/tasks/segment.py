@@ -58,8 +58,9 @@ def run(ctx: RunContext) -> dict:
 
     _, _, plain = evaluate(model, test_plain, test_masks)
     keyed = make_keyed(model, config, key, protected)
-    _, _, keyed_out = evaluate(keyed, test_protected, shuffle(test_masks, keyed.output_permutation))
+    _, _, keyed_out = evaluate(keyed, protected.keyed, shuffle(test_masks, keyed.output_permutation))
     revealed = unshuffle(keyed_out, keyed.output_permutation)
+    # Another key's holder reads the frames as they come, in his own network's order and mask.
     stranger = make_keyed(model, config, wrong_key(config.seed), protected)
     _, _, stranger_out = evaluate(stranger, test_protected, shuffle(test_masks, stranger.output_permutation))
     stranger_placed = unshuffle(stranger_out, stranger.output_permutation)

@@ -29,9 +29,9 @@ def run(ctx: RunContext) -> dict:
         "key_fingerprint": None if key is None else key.fingerprint,
         "keyed_frames": keyed,
     }
-    augment = build_augmentation(config, protected=keyed, key=key, readout=train.readout)
-    test_set = (test.frames, test.labels)
-    train_set = (train.frames, train.labels)
+    augment = build_augmentation(config, protected=keyed, key=key)
+    test_set = (test.keyed if keyed else test.frames, test.labels)
+    train_set = (train.keyed if keyed else train.frames, train.labels)
     history = fit(model, train_set, test_set, settings, ctx.out, meta, record=config.to_dict(), augment=augment)
     accuracy, loss, _ = evaluate(model, *test_set)
     if is_main_process():

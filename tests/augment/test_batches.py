@@ -9,7 +9,7 @@ from privcam.privacy import Readout, shuffle
 
 def test_batch_augmentation_draws_the_same_parameters_keyed_and_plain(key):
     """With the same seed, keyed training batches are the protected versions of the plain ones."""
-    readout = Readout()
+    readout = Readout(mode="paper")
     augs = [
         create_augmentation("RandomCrop", size=[16, 16], padding=2),
         create_augmentation("RandomHorizontalFlip"),

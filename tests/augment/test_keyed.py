@@ -7,21 +7,23 @@ import torch
 from cases import KEYED_CASES, LAYOUTS, compare
 
 from privcam.augment import KeyedAugmentation, keyed_augment
-from privcam.privacy import Readout, shuffle
+from privcam.privacy import AdcFormat, Key, KeyMismatchError, Readout, shuffle
+
+from conftest import protect
 
 
 @pytest.mark.parametrize("case", sorted(KEYED_CASES))
 @pytest.mark.parametrize("layout", LAYOUTS, ids=lambda layout: f"b{layout[0]}-{layout[1]}x{layout[2]}-{layout[3]}")
 def test_keyed_form_equals_shuffled_kornia(key, case, layout):
     batch, height, width, unit = layout
-    readout = Readout(unit=unit, block=4)
+    readout = Readout(unit=unit, block=4, mode="paper")
     keyed, expected = compare(KEYED_CASES[case]((height, width)), key, readout, batch, height, width)
     assert keyed.shape == expected.shape
     assert (keyed - expected).abs().max().item() <= 1e-5
 
 
 def test_a_pipeline_fuses_crop_and_flip_and_equals_kornia_in_sequence(key):
-    readout = Readout(unit="block", block=4)
+    readout = Readout(unit="block", block=4, mode="paper")
     augs = [K.RandomResizedCrop((24, 24), p=1.0), K.RandomHorizontalFlip(), K.RandomVerticalFlip(), K.ColorJitter(0.2)]
     augs += [K.RandomCrop((20, 20), padding=2), K.RandomGaussianBlur(3, (0.5, 1.0), p=1.0)]
     x = torch.rand(6, 3, 32, 32, dtype=torch.float64)
@@ -42,7 +44,7 @@ def test_per_frame_nonce_readouts_are_keyed_like_any_other(key):
 
 
 def test_gradients_flow_through_the_reference_path(key):
-    readout = Readout()
+    readout = Readout(mode="paper")
     x = torch.rand(2, 3, 16, 16, requires_grad=True)
     out = keyed_augment(K.RandomRotation(30.0, p=1.0), x, key, readout)
     out.sum().backward()
@@ -64,4 +66,25 @@ def test_bad_frames_are_refused(key, x, message):
 def test_quad_readout_refuses_an_output_size_it_cannot_read(key):
     x = torch.rand(1, 3, 16, 16)
     with pytest.raises(ValueError, match="divisible by 2"):
-        keyed_augment(K.RandomResizedCrop((15, 16)), x, key, Readout(unit="quad"))
+        keyed_augment(K.RandomResizedCrop((15, 16)), x, key, Readout(unit="quad", mode="paper"))
+
+
+@pytest.mark.parametrize("mode", ["per_frame", "masked"])
+def test_batches_of_per_frame_and_masked_frames_are_augmented_in_each_frames_own_order(key, mode):
+    """Each frame unmasked and moved into one order, augmented, and moved back into its own order at the
+    output size: the result is each frame's own readout of the augmented scene (the mask removed)."""
+    adc = AdcFormat(bit_depth=10, black_level_dn=32)
+    codes = torch.randint(0, 1024, (3, 3, 24, 32)).float()
+    batch, plain = protect(codes, key, Readout(mode=mode), [7, 8, 9], adc)
+    augs = [K.RandomResizedCrop((16, 20), p=1.0), K.RandomHorizontalFlip(), K.RandomGaussianBlur(3, (0.5, 1.0), p=1.0)]
+    params, expected = [], plain.double()
+    for aug in augs:
+        params.append(aug.forward_parameters(expected.shape))
+        expected = aug(expected, params=params[-1])
+    out = KeyedAugmentation(augs, key)(batch.with_frames(batch.frames.double()), params)
+    assert out.readout == Readout(mode="per_frame") and out.nonces == [7, 8, 9] and out.shape == (3, 3, 16, 20)
+    for i, nonce in enumerate([7, 8, 9]):
+        order = Readout(mode="per_frame", nonce=nonce).permutation(key, 16, 20)
+        assert (out.frames[i] - shuffle(expected[i], order)).abs().max().item() <= 1e-6
+    with pytest.raises(KeyMismatchError):
+        KeyedAugmentation(augs, Key.generate())(batch)

@@ -25,7 +25,7 @@ from privcam.privacy import Readout, shuffle, unshuffle
 def test_float32_warps_stay_within_1e6_of_the_float64_result(key, make):
     """kornia's own float32 warp grid is off by up to 6e-5 px at 224x224; the keyed form computes its
     taps in float64, so in float32 it is closer to the exact warp than kornia is."""
-    aug, readout = make(), Readout()
+    aug, readout = make(), Readout(mode="paper")
     x = torch.rand(2, 3, 224, 224, dtype=torch.float64)
     params = aug.forward_parameters(x.shape)
     exact = aug(x, params=params)
@@ -38,7 +38,7 @@ def test_float32_warps_stay_within_1e6_of_the_float64_result(key, make):
 
 @pytest.mark.parametrize("case", ["crop fill rgb", "resized crop p", "affine fill", "affine reflection", "hflip"])
 def test_fused_cpu_kernels_equal_the_torch_reference(key, case):
-    aug, readout = KEYED_CASES[case]((28, 36)), Readout(unit="quad")
+    aug, readout = KEYED_CASES[case]((28, 36)), Readout(unit="quad", mode="paper")
     x = shuffle(torch.rand(4, 3, 28, 36), readout.permutation(key, 28, 36))
     params = aug.forward_parameters(x.shape)
     taps = KEYED_FORMS.get(type(aug).__name__).taps(aug, params, x.shape, x.dtype)
@@ -53,7 +53,7 @@ def test_fused_cpu_kernels_equal_the_torch_reference(key, case):
 def test_resized_crops_read_nothing_outside_their_window(key, scale):
     """The fused kernel reads a 2x2 square of the neighbour table at once; at a window's last row or
     column its taps must fall back to the window's own pixels, or a NaN next to it would leak in."""
-    aug, readout = K.RandomResizedCrop((24, 24), scale=scale), Readout()
+    aug, readout = K.RandomResizedCrop((24, 24), scale=scale), Readout(mode="paper")
     x = torch.full((6, 3, 32, 32), float("nan"))
     params = aug.forward_parameters(x.shape)
     for frame, box in zip(x, params["src"].long(), strict=True):
@@ -71,7 +71,7 @@ def test_resized_crops_read_nothing_outside_their_window(key, scale):
 )
 def test_frames_past_65536_pixels_take_wider_index_tables(key, make):
     """The CPU kernels read uint16 tables up to 256x256 and int32 ones beyond: both must agree."""
-    readout = Readout()
+    readout = Readout(mode="paper")
     assert neighbour_table(Order(key, readout), 224, 224).dtype == np.uint16
     assert neighbour_table(Order(key, readout), 260, 270).dtype == np.int32
     keyed, expected = compare(make(), key, readout, 2, 260, 270)
@@ -81,7 +81,7 @@ def test_frames_past_65536_pixels_take_wider_index_tables(key, make):
 @pytest.mark.parametrize("case", ["gaussian blur", "motion blur sizes", "sharpness"])
 def test_filters_on_the_reference_path_equal_kornia(key, case):
     """Frames that record gradients take the torch path instead of the CPU kernel."""
-    aug, readout = KEYED_CASES[case]((24, 28)), Readout()
+    aug, readout = KEYED_CASES[case]((24, 28)), Readout(mode="paper")
     x = torch.rand(3, 3, 24, 28, dtype=torch.float64)
     params = aug.forward_parameters(x.shape)
     protected = shuffle(x, readout.permutation(key, 24, 28)).requires_grad_()

@@ -6,10 +6,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from privcam.nets import KeyConversionError, KeyMismatchError, create_model, list_models, load_keyed, to_keyed
-from privcam.privacy import Readout, ReadoutError, shuffle, unshuffle
+from privcam.nets import KeyConversionError, create_model, list_models, load_keyed, to_keyed
+from privcam.privacy import AdcFormat, KeyMismatchError, Readout, ReadoutError, shuffle, unshuffle
 
-from conftest import keyed_and_plain_outputs, randomize_batchnorm
+from conftest import keyed_and_plain_outputs, protect, randomize_batchnorm
 
 ARCHITECTURES = [
     ("vgg16_bn_cifar", {}, (3, 32, 32)),
@@ -69,7 +69,11 @@ def test_batchnorm_folding_keeps_outputs(key):
 
 def test_input_permutation_follows_readout(key):
     model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1))
-    for readout in [Readout(), Readout(unit="quad"), Readout(unit="block", block=4, mode="per_frame", nonce=5)]:
+    for readout in [
+        Readout(mode="paper"),
+        Readout(unit="quad", mode="paper"),
+        Readout(unit="block", block=4, mode="per_frame", nonce=5),
+    ]:
         keyed = to_keyed(model, key, (1, 16, 16), readout=readout)
         assert keyed.readout == readout
         assert np.array_equal(keyed.input_permutation, readout.permutation(key, 16, 16))
@@ -78,7 +82,7 @@ def test_input_permutation_follows_readout(key):
     with pytest.raises(ReadoutError, match="needs the frame's nonce"):
         to_keyed(model, key, (1, 16, 16), readout=Readout(mode="per_frame"))
     with pytest.raises(ReadoutError, match="divisible by 2"):
-        to_keyed(model, key, (1, 15, 16), readout=Readout(unit="quad"))
+        to_keyed(model, key, (1, 15, 16), readout=Readout(unit="quad", mode="paper"))
     with pytest.raises(TypeError, match="privcam Readout"):
         to_keyed(model, key, (1, 16, 16), readout="quad")
 
@@ -126,7 +130,7 @@ def test_wrong_key_agrees_no_more_than_chance(key, other_key):
     with torch.no_grad():
         plain = model(images).argmax(1)
         right = keyed(shuffle(images, keyed.input_permutation)).argmax(1)
-        wrong = keyed(shuffle(images, Readout().permutation(other_key, 16, 16))).argmax(1)
+        wrong = keyed(shuffle(images, Readout(mode="paper").permutation(other_key, 16, 16))).argmax(1)
     assert torch.equal(right, plain)
     p = torch.bincount(plain, minlength=10).double() / len(plain)
     q = torch.bincount(wrong, minlength=10).double() / len(wrong)
@@ -250,22 +254,22 @@ def test_forward_checks_its_input(key):
 
 def test_save_load_round_trip(tmp_path, key, other_key):
     model = plain_model("unet_small", {}, (3, 16, 16))
-    keyed = to_keyed(model, key, (3, 16, 16), readout=Readout(unit="quad"))
+    keyed = to_keyed(model, key, (3, 16, 16), readout=Readout(unit="quad", mode="paper"))
     with torch.no_grad():
         for parameter in keyed.parameters():  # as if trained further in keyed form
             parameter.add_(0.01)
     path = keyed.save(tmp_path / "unet.keyed.pt")
     assert key.secret.hex() not in path.read_bytes().hex()
     loaded = load_keyed(path, create_model("unet_small"), key)
-    assert loaded.readout == Readout(unit="quad") and loaded.key_fingerprint == key.fingerprint
+    assert loaded.readout == Readout(unit="quad", mode="paper") and loaded.key_fingerprint == key.fingerprint
     frames = torch.randn(2, 3, 16, 16)
     with torch.no_grad():
         torch.testing.assert_close(loaded.eval()(frames), keyed.eval()(frames))
-    with pytest.raises(KeyMismatchError, match=f"fingerprint {key.fingerprint}.*fingerprint {other_key.fingerprint}"):
+    with pytest.raises(KeyMismatchError, match=f"fingerprint {key.fingerprint}, not {other_key.fingerprint}"):
         load_keyed(path, create_model("unet_small"), other_key)
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match=r"corrupt\.pt is not a readable privcam-keyed-model/2 file"):
+    with pytest.raises(ValueError, match=r"corrupt\.pt is not a readable privcam-keyed-model/3 file"):
         load_keyed(corrupt, create_model("unet_small"), key)
 
 
@@ -304,48 +308,61 @@ def test_untraceable_model_is_a_clear_error(key):
 
 
 @pytest.mark.parametrize("backend", ["gather", "deform"])
-def test_per_frame_nonce_rebuilds_only_the_first_tables(backend, key, other_key):
+@pytest.mark.parametrize("mode", ["per_frame", "masked"])
+def test_a_batch_may_mix_nonces_and_masks(backend, mode, key):
+    """Frames in different orders (and masks) run in one batch: each is unmasked and moved into the
+    network's own order, and no table changes."""
     model = plain_model("resnet18", {"num_classes": 10}, (3, 32, 32))
-    readout = Readout(mode="per_frame")
-    keyed = to_keyed(model, key, (3, 32, 32), readout=readout.for_frame(0), backend=backend)
-    later = {name: b.clone() for name, b in keyed.named_buffers() if "layer4" in name}
-    for nonce in (7, 8, 0):
-        keyed.set_input_nonce(key, nonce)
-        assert keyed.readout == readout.for_frame(nonce)
-        assert np.array_equal(keyed.input_permutation, readout.for_frame(nonce).permutation(key, 32, 32))
-        out, reference = keyed_and_plain_outputs(keyed, model, torch.randn(2, 3, 32, 32))
-        assert (out - reference).abs().max() <= 1e-4
-    assert all(torch.equal(b, later[name]) for name, b in keyed.named_buffers() if name in later)
-    with pytest.raises(KeyMismatchError):
-        keyed.set_input_nonce(other_key, 1)
-    with pytest.raises(ReadoutError, match="'paper' readout takes no nonce"):
-        to_keyed(model, key, (3, 32, 32)).set_input_nonce(key, 1)
+    adc = AdcFormat(bit_depth=10, black_level_dn=64)
+    stream = Readout(mode=mode)
+    keyed = to_keyed(model, key, (3, 32, 32), readout=stream.for_frame(1), backend=backend, adc=adc)
+    tables = {name: b.clone() for name, b in keyed.named_buffers()}
+    codes = torch.randint(0, 1024, (5, 3, 32, 32)).float()
+    batch, plain = protect(codes, key, stream, [3, 5, 3, 9, 1], adc)
+    with torch.no_grad():
+        out, reference = keyed(batch), model(plain)
+    assert (out - reference).abs().max() <= 1e-4 * max(1.0, float(reference.abs().max()))
+    assert all(torch.equal(b, tables[name]) for name, b in keyed.named_buffers())
+    with torch.no_grad():  # a tensor in the network's own order (and mask) needs no KeyedFrames
+        assert (keyed(batch.frames[4:5]) - reference[4:5]).abs().max() <= 1e-4 * max(1.0, float(reference.abs().max()))
 
 
-def test_per_frame_nonce_refuses_a_network_that_reuses_the_frame_order(key):
+def test_a_network_that_reuses_the_frame_order_reads_per_frame_batches(key):
     class Residual(nn.Module):
         def __init__(self):
             super().__init__()
             self.conv = nn.Conv2d(2, 2, 3, padding=1)
 
         def forward(self, x):
-            return x + self.conv(x)
+            return (x + self.conv(x)).mean((2, 3))
 
-    keyed = to_keyed(Residual(), key, (2, 8, 8), readout=Readout(mode="per_frame", nonce=0))
-    with pytest.raises(ValueError, match="beyond its first layers"):
-        keyed.set_input_nonce(key, 1)
-
-
-def test_a_batch_may_mix_nonces(key):
-    model = plain_model("vgg16_bn_cifar", {}, (3, 32, 32))
-    readout = Readout(mode="per_frame")
-    keyed = to_keyed(model, key, (3, 32, 32), readout=readout.for_frame(1))
-    scenes = torch.randn(5, 3, 32, 32)
-    nonces = [3, 5, 3, 9, 0]
-    perms = [readout.for_frame(n).permutation(key, 32, 32) for n in nonces]
-    frames = torch.stack([shuffle(s, p) for s, p in zip(scenes, perms, strict=True)])
+    model = Residual().eval()
+    adc = AdcFormat(bit_depth=8, black_level_dn=0)
+    keyed = to_keyed(model, key, (2, 8, 8), readout=Readout(mode="masked", nonce=0), adc=adc)
+    batch, plain = protect(torch.randint(0, 256, (3, 2, 8, 8)).float(), key, Readout(mode="masked"), [4, 5, 6], adc)
     with torch.no_grad():
-        out = keyed.forward_nonces(frames, nonces, key)
-        assert (out - model(scenes)).abs().max() <= 1e-4
-    with pytest.raises(ValueError, match="one nonce per frame"):
-        keyed.forward_nonces(frames, nonces[:2], key)
+        torch.testing.assert_close(keyed(batch), model(plain))
+
+
+def test_frames_of_another_key_mode_unit_or_size_are_refused(key, other_key):
+    model = plain_model("vgg16_bn_cifar", {}, (3, 32, 32))
+    adc = AdcFormat(bit_depth=12, black_level_dn=60)
+    keyed = to_keyed(model, key, (3, 32, 32), readout=Readout(mode="masked", nonce=0), adc=adc)
+    codes = torch.randint(0, 4096, (2, 3, 32, 32)).float()
+    with pytest.raises(
+        KeyMismatchError, match=f"made with the key of fingerprint {other_key.fingerprint}, not {key.fingerprint}"
+    ):
+        keyed(protect(codes, other_key, Readout(mode="masked"), [1, 2], adc)[0])
+    with pytest.raises(
+        ReadoutError,
+        match="these frames are in pixel readout, paper mode; this network reads frames in pixel readout, masked mode",
+    ):
+        keyed(protect(codes, key, Readout(mode="paper"), None, adc)[0])
+    with pytest.raises(ReadoutError, match="quad readout"):
+        keyed(protect(codes, key, Readout(unit="quad", mode="masked"), [1, 2], adc)[0])
+    with pytest.raises(ValueError, match=r"expected frames of shape \(B, 3, 32, 32\)"):
+        keyed(protect(codes[..., :16, :16], key, Readout(mode="masked"), [1, 2], adc)[0])
+    with pytest.raises(ValueError, match="needs the frames' code format"):
+        to_keyed(model, key, (3, 32, 32), readout=Readout(mode="masked", nonce=0))
+    with pytest.raises(ReadoutError, match="'masked' readout needs the frame's nonce"):
+        to_keyed(model, key, (3, 32, 32), readout=Readout(mode="masked"), adc=adc)

@@ -114,12 +114,13 @@ def test_captures_are_cached_and_reproducible(workdir):
     config = load_run_config(write_config(workdir / "r.yaml", **synthetic_run({"name": "train"})))
     key = Key.generate()
     captured = capture_tensors(config, "test", key)
-    assert captured.readout == Readout() and captured.key_fingerprint == key.fingerprint
+    assert captured.readout == Readout() and captured.keyed.key_fingerprint == key.fingerprint  # "masked" by default
+    assert captured.keyed.nonces[:2] == [(captured.keyed.nonces[0] >> 32 << 32) + 10_000_000 + i for i in (0, 1)]
     assert len(list((workdir / "runs/cache").iterdir())) == 1
     cached = capture_tensors(config, "test", key)
-    assert torch.equal(cached.frames, captured.frames) and cached.readout == captured.readout
-    again = capture_tensors(config, "test", key, cache_dir=None)
-    assert torch.equal(captured.frames, again.frames)
+    assert torch.equal(cached.frames, captured.frames) and cached.keyed.nonces == captured.keyed.nonces
+    again = capture_tensors(config, "test", key, cache_dir=None)  # another capture: other nonces, same scenes
+    assert torch.equal(again.keyed.reveal(key), captured.keyed.reveal(key))
     plain = capture_tensors(config, "test", None)
     assert not torch.equal(captured.frames, plain.frames) and plain.readout is None
 
@@ -159,7 +160,7 @@ def test_simulate_video_writes_protected_and_revealed_mp4(workdir):
     stats = run_config(workdir, config)
     assert stats["frames"] == 6
     nonces = [row["nonce"] for row in json.loads((workdir / "runs/video/manifest.json").read_text())]
-    assert nonces == list(range(6))
+    assert nonces == [(nonces[0] >> 32 << 32) + i for i in range(6)]  # the run's random prefix, then the index
     for name in ("protected.mp4", "revealed.mp4"):
         capture = cv2.VideoCapture(str(workdir / "runs/video" / name))
         count = 0
@@ -195,7 +196,7 @@ def test_torchrun_trains_with_two_processes(workdir):
     assert CHECKPOINT_FILE.load(workdir / "runs/ddp/checkpoint.pt")["epoch"] == 1
 
 
-def test_attack_suite_on_tiny_data(workdir):
+def test_attack_suite_in_every_mode_on_tiny_data(workdir):
     run_config(
         workdir, synthetic_run({"name": "train", "epochs": 3, "batch_size": 16, "lr": 0.01, "schedule": "cosine"})
     )
@@ -210,13 +211,20 @@ def test_attack_suite_on_tiny_data(workdir):
         "batch_size": 16,
     }
     results = run_config(workdir, synthetic_run(task, name="attack", model={"weights": "runs/tiny/weights.pt"}))
-    assert results["key_extraction"]["recovered_fraction"] == 1.0
-    kpa = results["known_plaintext"]["recovered_fraction"]
-    assert kpa["fixed key, noise-free"][-1] >= 0.99
-    assert kpa["per-frame nonces, sensor noise"][-1] <= 0.05
-    assert results["visual"]["revealed_equals_plain_capture"] == 1.0
+    runs = results["runs"]
+    assert list(runs) == ["paper", "per_frame", "masked"]
+    for mode, attacks in runs.items():
+        assert attacks["readout"] == f"pixel readout, {mode} mode"
+        assert attacks["key_extraction"]["recovered_fraction"] == 1.0  # the keyed model holds the key
+        assert attacks["visual"]["revealed_equals_plain_capture"] == 1.0
+        assert attacks["keyed_vs_plain_agreement"] == 1.0
+    assert runs["paper"]["known_plaintext"]["recovered_fraction"]["noise-free"][-1] >= 0.99
+    for mode in ("per_frame", "masked"):
+        assert runs[mode]["known_plaintext"]["recovered_fraction"]["sensor noise"][-1] <= 0.05  # chance 1/784
+    assert runs["masked"]["visual"]["protected_ssim"] < runs["paper"]["visual"]["protected_ssim"]
     out = workdir / "runs/attack"
-    assert "## 6. Known plaintext" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "| attack | paper | per_frame | masked |" in report and "known plaintext, next frame" in report
     assert cv2.imread(str(out / "report.png")) is not None
 
 
@@ -225,26 +233,27 @@ def test_attack_scores_a_quad_readout_against_its_own_order(workdir):
     against the quad order the frames are really in (scored against a pixel order, both fall to chance)."""
     sensor = {"preset": "phone_imx363", "seed": 0}
     run_config(workdir, synthetic_run({"name": "train", "epochs": 1, "batch_size": 16}, sensor=sensor))
-    task = {"name": "attack", "finetune_epochs": 1, "mlp_epochs": 1, "histogram_epochs": 1, "kpa_max_frames": 8,
-            "kpa_trials": 1, "visual_frames": 4, "batch_size": 16}  # fmt: skip
+    task = {"name": "attack", "modes": ["paper"], "finetune_epochs": 1, "mlp_epochs": 1, "histogram_epochs": 1,
+            "kpa_max_frames": 8, "kpa_trials": 1, "visual_frames": 4, "batch_size": 16}  # fmt: skip
     results = run_config(
         workdir, synthetic_run(task, name="attack_quad", sensor=sensor, model={"weights": "runs/tiny/weights.pt"})
     )
-    kpa = results["known_plaintext"]
+    paper = results["runs"]["paper"]
+    kpa = paper["known_plaintext"]
     assert kpa["readout"] == "quad readout, paper mode"
-    assert kpa["recovered_fraction"]["fixed key, sensor noise"][-1] >= 0.5  # chance is 1/784
-    assert kpa["recovered_fraction"]["per-frame nonces, sensor noise"][-1] <= 0.05
-    assert results["visual"]["revealed_equals_plain_capture"] == 1.0
-    assert results["key_extraction"]["recovered_fraction"] == 1.0
+    assert kpa["recovered_fraction"]["sensor noise"][-1] >= 0.5  # chance is 1/784
+    assert paper["visual"]["revealed_equals_plain_capture"] == 1.0
+    assert paper["key_extraction"]["recovered_fraction"] == 1.0
 
 
 def test_per_frame_captures_carry_their_nonces(workdir):
     sensor = {"preset": "phone_imx363", "overrides": {"readout": {"mode": "per_frame"}}}
     config = load_run_config(write_config(workdir / "r.yaml", **synthetic_run({"name": "train"}, sensor=sensor)))
-    captured = capture_tensors(config, "test", Key.generate(), limit=3)
+    key = Key.generate()
+    captured = capture_tensors(config, "test", key, limit=3)
     assert captured.readout == Readout(unit="quad", mode="per_frame")  # the preset's unit, with the mode changed
-    assert captured.nonces.tolist() == [10_000_000, 10_000_001, 10_000_002]  # the test frames' indices
-    assert captured.readout_of(1) == Readout(unit="quad", mode="per_frame", nonce=10_000_001)
-    keyed_training = synthetic_run({"name": "train", "epochs": 1}, name="keyed", sensor=sensor, model={"keyed": True})
-    with pytest.raises(ValueError, match="one per frame"):
-        run_config(workdir, keyed_training)
+    prefix = captured.keyed.nonces[0] >> 32
+    assert captured.keyed.nonces == [(prefix << 32) + 10_000_000 + i for i in range(3)]  # the test frames' indices
+    assert captured.keyed.readout_of(1) == Readout(unit="quad", mode="per_frame", nonce=(prefix << 32) + 10_000_001)
+    plain = capture_tensors(config, "test", None, limit=3)
+    assert torch.equal(captured.keyed.reveal(key), plain.frames)

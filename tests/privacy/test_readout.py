@@ -4,35 +4,40 @@ import numpy as np
 import pytest
 
 from privcam.privacy import Readout, ReadoutError, permutation
+from privcam.privacy.prp import prp_permutation
 
 
 def test_golden_readout_vectors(key):
-    assert Readout(unit="quad").permutation(key, 4, 4).tolist() == [
+    """The paper's readouts keep the key schedule's sort; the per-frame ones use the keyed PRP."""
+    assert Readout(unit="quad", mode="paper").permutation(key, 4, 4).tolist() == [
         8, 9, 0, 1, 12, 13, 4, 5, 10, 11, 2, 3, 14, 15, 6, 7,
     ]  # fmt: skip
+    assert Readout(mode="paper").permutation(key, 1080, 1920)[:4].tolist() == [1008564, 1401449, 797997, 1318685]
     assert Readout(unit="block", block=2, mode="per_frame", nonce=7).permutation(key, 4, 6).tolist() == [
-        0, 1, 16, 17, 14, 15, 6, 7, 22, 23, 20, 21, 4, 5, 2, 3, 12, 13, 10, 11, 8, 9, 18, 19,
+        2, 3, 16, 17, 4, 5, 8, 9, 22, 23, 10, 11, 0, 1, 12, 13, 14, 15, 6, 7, 18, 19, 20, 21,
     ]  # fmt: skip
-    assert Readout().permutation(key, 1080, 1920)[:4].tolist() == [1008564, 1401449, 797997, 1318685]
+    per_frame = Readout(mode="per_frame", nonce=1).permutation(key, 1080, 1920)
+    assert per_frame[:4].tolist() == [726072, 710045, 1679940, 642312]
+    assert np.array_equal(per_frame, Readout(mode="masked", nonce=1).permutation(key, 1080, 1920))
 
 
 def test_labels_follow_design():
-    assert Readout().label(480, 640) == "readout/480x640"
-    assert Readout(unit="quad").label(480, 640) == "readout/480x640/quad"
+    assert Readout(mode="paper").label(480, 640) == "readout/480x640"
+    assert Readout(unit="quad", mode="paper").label(480, 640) == "readout/480x640/quad"
     block = Readout(unit="block", block=16, mode="per_frame").for_frame(3)
     assert block.label(480, 640) == "readout/480x640/block16/nonce/3"
 
 
-def test_pixel_readout_uses_its_label(key):
-    assert np.array_equal(Readout().permutation(key, 6, 5), permutation(key, "readout/6x5", 30))
+def test_readouts_use_their_labels(key):
+    assert np.array_equal(Readout(mode="paper").permutation(key, 6, 5), permutation(key, "readout/6x5", 30))
     nonced = Readout(mode="per_frame").for_frame(2)
-    assert np.array_equal(nonced.permutation(key, 6, 5), permutation(key, "readout/6x5/nonce/2", 30))
+    assert np.array_equal(nonced.permutation(key, 6, 5), prp_permutation(key, "readout/6x5/nonce/2", 30))
 
 
 @pytest.mark.parametrize(("unit", "size"), [("quad", 2), ("block", 4)])
 def test_unit_readouts_move_whole_units(key, unit, size):
     height, width = 8, 12
-    perm = Readout(unit=unit, block=size).permutation(key, height, width)
+    perm = Readout(unit=unit, block=size, mode="paper").permutation(key, height, width)
     assert np.array_equal(np.sort(perm), np.arange(height * width))
     plain = np.arange(height * width).reshape(height, width)
     shuffled = plain.reshape(-1)[perm].reshape(height, width)
@@ -49,8 +54,9 @@ def test_unit_readouts_move_whole_units(key, unit, size):
     assert perm[0] == (first_unit // units_w) * size * width + (first_unit % units_w) * size
 
 
-def test_inverse_is_cached_and_read_only(key):
-    readout = Readout(unit="quad")
+@pytest.mark.parametrize("mode", ["paper", "per_frame"])
+def test_inverse_is_cached_and_read_only(key, mode):
+    readout = Readout(unit="quad", mode=mode, nonce=None if mode == "paper" else 3)
     perm, inverse = readout.permutation(key, 6, 8), readout.inverse(key, 6, 8)
     assert np.array_equal(perm[inverse], np.arange(48))
     assert readout.inverse(key, 6, 8) is inverse and readout.permutation(key, 6, 8) is perm
@@ -59,6 +65,7 @@ def test_inverse_is_cached_and_read_only(key):
 
 
 def test_settings_are_normalised_and_round_trip():
+    assert Readout().mode == "masked"  # secure by default
     assert Readout(unit="pixel", block=4) == Readout()  # block applies to block units only
     assert Readout(unit="block").block == 8
     readout = Readout(unit="block", block=np.int64(4), mode="per_frame", nonce=np.uint32(9))
@@ -70,33 +77,39 @@ def test_settings_are_normalised_and_round_trip():
 
 def test_readout_errors(key):
     with pytest.raises(ReadoutError, match="divisible by 2"):
-        Readout(unit="quad").permutation(key, 5, 4)
+        Readout(unit="quad", mode="paper").permutation(key, 5, 4)
     with pytest.raises(ReadoutError, match="divisible by 8"):
-        Readout(unit="block").permutation(key, 16, 12)
+        Readout(unit="block", mode="paper").permutation(key, 16, 12)
     with pytest.raises(ReadoutError, match=r"readout\.unit must be one of pixel, quad, block, got 'row'"):
         Readout(unit="row")
-    with pytest.raises(ReadoutError, match=r"readout\.mode must be one of paper, per_frame"):
+    with pytest.raises(ReadoutError, match=r"readout\.mode must be one of paper, per_frame, masked"):
         Readout(mode="sometimes")
     with pytest.raises(ReadoutError, match="nonce must be an integer"):
         Readout(mode="per_frame", nonce=-1)
     with pytest.raises(ReadoutError, match="'paper' readout"):
-        Readout(nonce=3)
+        Readout(mode="paper", nonce=3)
     with pytest.raises(ReadoutError, match="'paper' readout takes no nonce"):
-        Readout().for_frame(3)
-    with pytest.raises(ReadoutError, match="needs the frame's nonce"):
-        Readout(mode="per_frame").permutation(key, 4, 4)
+        Readout(mode="paper").for_frame(3)
+    with pytest.raises(ReadoutError, match="'masked' readout needs the frame's nonce"):
+        Readout().permutation(key, 4, 4)
+    with pytest.raises(ReadoutError, match=r"nonce must be an integer in \[0, 2\^96\)"):
+        Readout(nonce=2**96)
     with pytest.raises(ReadoutError, match="block must be a positive integer"):
         Readout(unit="block", block=0)
     with pytest.raises(ReadoutError, match="unknown readout fields"):
         Readout.from_dict({"unit": "pixel", "nonce_policy": "x"})
     with pytest.raises(TypeError, match="Key"):
-        Readout().permutation(b"\0" * 32, 4, 4)
+        Readout(mode="paper").permutation(b"\0" * 32, 4, 4)
 
 
-def test_the_nonce_policy_gives_each_frame_of_a_per_frame_stream_its_own_order():
-    assert Readout().of_frame(5) == Readout()
+def test_the_nonce_policy_gives_each_frame_of_a_stream_its_own_order():
+    paper = Readout(mode="paper")
+    assert paper.of_frame(5) == paper
     with pytest.raises(ReadoutError, match="'paper' mode"):
-        Readout().of_frame(5, nonce=2)
+        paper.of_frame(5, nonce=2)
     stream = Readout(unit="quad", mode="per_frame")
     assert stream.of_frame(5) == Readout(unit="quad", mode="per_frame", nonce=5)
+    assert stream.of_frame(5, prefix=3).nonce == (3 << 32) + 5  # a random prefix per run, then the frame index
     assert stream.of_frame(5, nonce=9).nonce == 9
+    with pytest.raises(ReadoutError, match="frame index"):
+        stream.of_frame(2**32)

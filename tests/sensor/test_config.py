@@ -22,7 +22,7 @@ def test_phone_preset_follows_isetcam_imx363():
     config = load_preset("phone_imx363")
     assert (config.full_well_e, config.read_noise_e, config.bit_depth, config.black_level_dn) == (6000, 5.0, 10, 64)
     assert config.prnu == pytest.approx(0.007)
-    assert config.cfa == "rggb" and config.readout.unit == "quad"
+    assert config.cfa == "rggb" and config.readout.unit == "quad" and config.readout.mode == "masked"
 
 
 @pytest.mark.parametrize(
@@ -38,6 +38,7 @@ def test_phone_preset_follows_isetcam_imx363():
         ("cfa", "rgbw", r"sensor: cfa is 'rgbw' \(did you mean 'rggb'\?\); allowed: none, rggb"),
         ("readout", {"unit": "row"}, r"readout\.unit is 'row'; allowed: pixel, quad, block"),
         ("readout", {"mode": "per_frme"}, r"readout\.mode is 'per_frme' \(did you mean 'per_frame'\?\)"),
+        ("readout", {"mode": "fixed"}, r"readout\.mode is 'fixed'; allowed: paper, per_frame, masked"),
         (
             "readout",
             {"mode": "per_frame", "nonce": 3},

@@ -18,10 +18,10 @@ def scene(height=32, width=48, seed=0):
     ("preset", "readout"),
     [
         ("generic_cmos", {"unit": "pixel"}),
-        ("generic_cmos", {"unit": "block", "block": 8}),
+        ("generic_cmos", {"unit": "block", "block": 8, "mode": "paper"}),
         ("phone_imx363", {"unit": "quad"}),
         ("phone_imx363", {"unit": "pixel", "mode": "per_frame"}),
-        ("machine_vision_12bit", {"unit": "pixel"}),
+        ("machine_vision_12bit", {"unit": "pixel", "mode": "paper"}),
     ],
 )
 def test_keyed_readout_is_exact(preset, readout, key):
@@ -35,8 +35,9 @@ def test_keyed_readout_is_exact(preset, readout, key):
         revealed = protected.reveal(key)
         assert revealed.data.dtype == np.uint16
         assert np.array_equal(revealed.data, plain.data)
-    if readout.get("mode") == "per_frame":
-        assert protected.readout.nonce == 1 and protected.metadata["readout"]["nonce"] == 1
+    if readout.get("mode", "masked") != "paper":  # the presets' default is "masked"
+        nonce = (keyed_camera.nonce_prefix << 32) + 1  # the run's random prefix, then the frame index
+        assert protected.readout.nonce == nonce and protected.metadata["readout"]["nonce"] == nonce
 
 
 def test_same_seed_same_frame_and_any_frame_can_be_recaptured(key):
@@ -132,12 +133,12 @@ def test_capture_leaves_the_callers_array_alone():
 
 
 def test_metadata_records_the_capture_but_never_the_key(key):
-    sensor = Sensor.from_preset("phone_imx363", seed=5, readout={"unit": "quad", "mode": "per_frame"})
+    sensor = Sensor.from_preset("phone_imx363", seed=5)
     frame = sensor.capture_image(scene(), key=key, nonce=9)
     meta = frame.metadata
     assert meta["key_fingerprint"] == key.fingerprint
-    assert meta["readout"] == {"unit": "quad", "block": None, "mode": "per_frame", "nonce": 9}
-    assert frame.readout == Readout(unit="quad", mode="per_frame", nonce=9)
+    assert meta["readout"] == {"unit": "quad", "block": None, "mode": "masked", "nonce": 9}
+    assert frame.readout == Readout(unit="quad", mode="masked", nonce=9)
     assert meta["preset"] == "phone_imx363" and meta["bit_depth"] == 10
     assert meta["config_hash"] == sensor.config.config_hash and meta["shape"] == [32, 48]
     assert key.secret.hex() not in json.dumps(meta)
@@ -161,7 +162,7 @@ def test_frame_files_round_trip(tmp_path, key, other_key):
 
 
 def test_tensors_for_networks(key):
-    camera = Sensor.from_preset("phone_imx363", seed=1)
+    camera = Sensor.from_preset("phone_imx363", seed=1, readout={"mode": "paper"})
     protected = camera.capture_image(scene(), key=key)
     tensor = protected.to_tensor()
     assert tensor.shape == (1, 32, 48) and tensor.dtype == torch.float32
@@ -181,16 +182,31 @@ def test_tensors_for_networks(key):
     assert rgb.shape == (32, 48, 3) and rgb.dtype == np.uint8
 
 
-def test_the_sensor_assigns_nonces_in_per_frame_mode_only(key):
-    paper = Sensor.from_preset("generic_cmos")
-    assert paper.capture_image(scene(), key=key).readout == Readout()
+def test_the_sensor_assigns_nonces_in_the_per_frame_modes_only_and_never_reuses_one(key, other_key):
+    paper = Sensor.from_preset("generic_cmos", readout={"mode": "paper"})
+    assert paper.capture_image(scene(), key=key).readout == Readout(mode="paper")
     with pytest.raises(ValueError, match=r"'paper' mode .* takes no nonce"):
         paper.capture_image(scene(), key=key, nonce=4)
     with pytest.raises(ValueError, match="give the key too"):
         paper.capture_image(scene(), nonce=4)
-    per_frame = Sensor.from_preset("generic_cmos", readout={"mode": "per_frame"})
+    per_frame = Sensor(load_preset("generic_cmos").replace(readout={"mode": "per_frame"}), nonce_prefix=7)
     frames = [per_frame.capture_image(scene(), key=key, frame_index=i) for i in (5, 6)]
-    assert [f.readout.nonce for f in frames] == [5, 6]  # by default each frame's index
+    assert [f.readout.nonce for f in frames] == [(7 << 32) + 5, (7 << 32) + 6]  # prefix, then the frame index
     assert not np.array_equal(frames[0].data, frames[1].data)
+    with pytest.raises(ValueError, match=f"nonce {(7 << 32) + 5} was already used .* {key.fingerprint}"):
+        per_frame.capture_image(scene(), key=key, frame_index=5)
+    per_frame.capture_image(scene(), key=other_key, frame_index=5)  # another key: its own nonces
+    prefixes = {Sensor.from_preset("generic_cmos").nonce_prefix for _ in range(4)}
+    assert len(prefixes) == 4  # random per sensor, so two runs never share nonces
+
+
+def test_masked_frames_look_uniform_and_reveal_exactly(key, other_key):
+    camera = Sensor.from_preset("machine_vision_12bit", seed=2)
+    plain = Sensor.from_preset("machine_vision_12bit", seed=2).capture_image(np.zeros((32, 32), np.uint8))
+    masked = camera.capture_image(np.zeros((32, 32), np.uint8), key=key)  # a black scene
+    assert masked.readout.mode == "masked" and plain.data.max() < 200
+    assert masked.data.std() > 1000  # codes spread over the whole 12-bit range
+    assert np.array_equal(masked.reveal(key).data, plain.data)
+    assert not np.array_equal(masked.reveal(other_key, strict=False).data, plain.data)
     with pytest.raises(ValueError, match="divisible by 8"):
         Sensor.from_preset("generic_cmos", readout={"unit": "block"}).capture_image(scene(30, 48), key=key)

@@ -1,0 +1,158 @@
+"""KeyedFrames: a batch of protected frames as network input, with the readout they are in.
+
+Keyed networks and keyed augmentation take it instead of a bare tensor when the frames' order varies
+from frame to frame (per-frame nonces) or their values are masked, and check it against their own
+key and readout, so that frames of one mode, key or size never meet a network made for another.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import torch
+
+from .keys import Key, check_fingerprint
+from .mask import AdcFormat, mask_tensor, remove_mask_inputs
+from .readout import Readout
+
+
+@dataclass(frozen=True)
+class KeyedFrames:
+    """Protected frames and what they are.
+
+    Args:
+        frames: (B, C, H, W) float network inputs (AdcFormat.to_unit of the codes) in keyed order.
+        readout: the readout they are in. For the per-frame modes, the stream's readout (no nonce)
+            and frame i is in readout.for_frame(nonces[i]).
+        nonces: B public nonces (per-frame modes), else None.
+        key_fingerprint: the fingerprint of the key they were read out with.
+        adc: their code format; needed when the values are masked (mode "masked").
+
+    Example:
+        >>> batch = stack_frames([sensor.capture_image(image, key=key) for image in images])  # doctest: +SKIP
+        >>> logits = keyed(batch)  # doctest: +SKIP
+    """
+
+    frames: torch.Tensor
+    readout: Readout
+    nonces: list[int] | None
+    key_fingerprint: str
+    adc: AdcFormat | None = None
+
+    def __post_init__(self) -> None:
+        frames = self.frames
+        if not isinstance(frames, torch.Tensor) or frames.dim() != 4 or not frames.is_floating_point():
+            raise ValueError(f"KeyedFrames holds float frames (B, C, H, W), got {_describe(frames)}")
+        if not isinstance(self.readout, Readout):
+            raise TypeError(f"readout must be a privcam Readout, got {type(self.readout).__name__}")
+        if self.readout.per_frame:
+            if self.readout.nonce is not None:
+                raise ValueError("a per-frame batch gives each frame's nonce in `nonces`; its readout carries none")
+            if self.nonces is None or len(self.nonces) != len(frames):
+                found = "none" if self.nonces is None else len(self.nonces)
+                raise ValueError(
+                    f"a '{self.readout.mode}' batch needs one nonce per frame: {len(frames)} frames, {found}"
+                )
+        elif self.nonces is not None:
+            raise ValueError("a 'paper' batch has one order for every frame and takes no nonces")
+        if self.readout.masked and self.adc is None:
+            raise ValueError("masked frames need their code format (adc) so that the mask can be removed exactly")
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __getitem__(self, index: Any) -> KeyedFrames:
+        """The frames at `index` (an int, slice, list or index tensor), with their nonces."""
+        if isinstance(index, int):
+            index = [index]
+        frames = self.frames[index]
+        if self.nonces is None:
+            nonces = None
+        else:
+            positions = range(len(self.nonces))[index] if isinstance(index, slice) else torch.as_tensor(index).tolist()
+            nonces = [self.nonces[i] for i in positions]
+        return replace(self, frames=frames, nonces=nonces)
+
+    @classmethod
+    def concat(cls, batches: list[KeyedFrames]) -> KeyedFrames:
+        """One batch of several of one kind (key, readout, code format)."""
+        first = batches[0]
+        for batch in batches[1:]:
+            if (batch.readout, batch.key_fingerprint, batch.adc) != (first.readout, first.key_fingerprint, first.adc):
+                raise ValueError(f"cannot join frames in {batch.readout} to frames in {first.readout}")
+        nonces = None if first.nonces is None else [n for b in batches for n in b.nonces]
+        return replace(first, frames=torch.cat([b.frames for b in batches]), nonces=nonces)
+
+    def readout_of(self, index: int) -> Readout:
+        """The order frame `index` is in."""
+        return self.readout if self.nonces is None else self.readout.for_frame(self.nonces[index])
+
+    def unmasked(self, key: Key) -> KeyedFrames:
+        """The same frames with the "masked" mode's value mask removed, exactly, in keyed order (the
+        scene-order frame is never formed). Other modes come back as they are."""
+        check_fingerprint(key, self.key_fingerprint, "these frames were")
+        if not self.readout.masked:
+            return self
+        _, channels, height, width = self.frames.shape
+        bits = self.adc.bit_depth
+        masks = torch.stack(
+            [mask_tensor(self.readout_of(i).mask(key, height, width, channels, bits)) for i in range(len(self))]
+        )
+        values = remove_mask_inputs(self.frames, masks, self.adc)
+        return replace(self, frames=values, readout=dataclasses.replace(self.readout, mode="per_frame"))
+
+    def reveal(self, key: Key) -> torch.Tensor:
+        """The frames (B, C, H, W) in scene order, for the key holder: unmasked and unshuffled."""
+        height, width = self.frames.shape[-2:]
+        inverses = [self.readout_of(i).inverse(key, height, width) for i in range(len(self))]
+        return _gather_each(self.unmasked(key).frames, inverses)
+
+    def in_order(self, key: Key, readout: Readout) -> torch.Tensor:
+        """The frames (B, C, H, W), every one moved into `readout`'s order (a keyed order: the scene
+        order is never formed), so that one set of index tables reads the whole batch."""
+        check_fingerprint(key, self.key_fingerprint, "these frames were")
+        return reorder(self.frames, key, [self.readout_of(i) for i in range(len(self))], [readout] * len(self))
+
+    def with_frames(self, frames: torch.Tensor, readout: Readout | None = None) -> KeyedFrames:
+        """The same frames' description for new values (an augmented batch; `readout` when the mode
+        changes, e.g. once the mask is removed)."""
+        return replace(self, frames=frames, readout=self.readout if readout is None else readout)
+
+    @property
+    def shape(self) -> torch.Size:
+        return self.frames.shape
+
+    def to(self, *args: Any, **kwargs: Any) -> KeyedFrames:
+        return replace(self, frames=self.frames.to(*args, **kwargs))
+
+
+def reorder(frames: torch.Tensor, key: Key, sources: list[Readout], targets: list[Readout]) -> torch.Tensor:
+    """Frames (B, C, H, W), frame i from order sources[i] into order targets[i], both keyed:
+    out[i].flat[j] = frames[i].flat[inverse_source[permutation_target[j]]]. Frames already in their
+    target order are left as they are."""
+    if all(source == target for source, target in zip(sources, targets, strict=True)):
+        return frames
+    height, width = frames.shape[-2:]
+    return _gather_each(
+        frames,
+        [
+            s.inverse(key, height, width)[t.permutation(key, height, width)]
+            for s, t in zip(sources, targets, strict=True)
+        ],
+    )
+
+
+def _gather_each(frames: torch.Tensor, indices: list[np.ndarray]) -> torch.Tensor:
+    """out[i].flat[j] = frames[i].flat[indices[i][j]] over the (H, W) positions of each frame."""
+    batch, channels = frames.shape[:2]
+    index = torch.from_numpy(np.stack(indices)).to(frames.device).unsqueeze(1).expand(batch, channels, -1)
+    return torch.gather(frames.reshape(batch, channels, -1), 2, index).reshape(frames.shape)
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
+    return type(value).__name__

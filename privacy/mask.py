@@ -1,0 +1,100 @@
+"""The keyed value mask of the "masked" protection mode, and how ADC codes become network inputs.
+
+Construction "privcam-mask-v1" (pinned by golden vectors in tests/privacy/test_mask.py): the mask of
+a frame of H x W positions and C channels, in keyed (readout) order, is
+
+    m[j, c] = (little-endian uint16 number j*C + c of the ChaCha20 keystream) mod 2^bit_depth
+
+with the 32-byte ChaCha20 key SHAKE-256(b"privcam-mask-v1\\0" + key + label), the frame readout's
+schedule label (it holds the frame size, the unit and the frame's nonce), and nonce and counter 0.
+At the ADC each code c becomes (c + m) mod 2^bit_depth; removing the mask is (c - m) mod 2^bit_depth.
+Without the key every masked code is uniform over the ADC's range, whatever the scene.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+
+from .keys import Key
+
+if TYPE_CHECKING:
+    import torch
+
+_DOMAIN = b"privcam-mask-v1\0"
+
+
+@dataclass(frozen=True)
+class AdcFormat:
+    """How ADC codes map to network inputs: input = (code - black_level_dn) / (2^bit_depth - 1 - black_level_dn).
+
+    Args:
+        bit_depth: the ADC's bits (the mask works modulo 2^bit_depth), 1..16.
+        black_level_dn: the code of no light.
+    """
+
+    bit_depth: int
+    black_level_dn: float
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.bit_depth, int) or not 1 <= self.bit_depth <= 16:
+            raise ValueError(f"bit_depth must be an integer 1..16, got {self.bit_depth!r}")
+        if not 0 <= self.black_level_dn < self.max_code:
+            raise ValueError(f"black_level_dn must lie in [0, {self.max_code}), got {self.black_level_dn!r}")
+
+    @property
+    def max_code(self) -> int:
+        return 2**self.bit_depth - 1
+
+    def to_unit(self, codes: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+        """Codes -> network inputs (float; white is 1, the black level 0)."""
+        return (codes - self.black_level_dn) / (self.max_code - self.black_level_dn)
+
+    def to_codes(self, values: torch.Tensor) -> torch.Tensor:
+        """Network inputs -> the integer codes they came from (exact for inputs made by to_unit)."""
+        return (values * (self.max_code - self.black_level_dn) + self.black_level_dn).round()
+
+
+def mask_values(key: Key, label: str, count: int, bit_depth: int) -> np.ndarray:
+    """The first `count` mask values (uint16, each below 2^bit_depth) of the frame readout `label`."""
+    if not isinstance(key, Key):
+        raise TypeError(f"expected a privcam Key, got {type(key).__name__}")
+    chacha_key = hashlib.shake_256(_DOMAIN + key.secret + label.encode("utf-8")).digest(32)
+    encryptor = Cipher(algorithms.ChaCha20(chacha_key, bytes(16)), mode=None).encryptor()
+    stream = np.frombuffer(encryptor.update(bytes(2 * count)), dtype="<u2")
+    return stream & np.uint16(2**bit_depth - 1)
+
+
+def remove_mask_inputs(values: torch.Tensor, masks: torch.Tensor, adc: AdcFormat) -> torch.Tensor:
+    """Network inputs of masked codes -> network inputs of the codes before the mask, exactly.
+
+    Args:
+        values: (B, C, H, W) float, AdcFormat.to_unit of masked codes, in keyed order.
+        masks: (C, H, W) or (B, C, H, W), the masks (Readout.mask, channels first) in keyed order.
+        adc: the frames' code format.
+    """
+    import torch
+
+    codes = torch.remainder(adc.to_codes(values) - masks.to(values), 2**adc.bit_depth)
+    return adc.to_unit(codes).to(values.dtype)
+
+
+def mask_tensor(mask: np.ndarray) -> torch.Tensor:
+    """A mask (H, W, C) uint16 as float32 (C, H, W), as remove_mask_inputs takes it."""
+    import torch
+
+    return torch.from_numpy(mask.astype(np.float32)).permute(2, 0, 1).contiguous()
+
+
+def apply_mask(codes: np.ndarray, mask: np.ndarray, bit_depth: int) -> np.ndarray:
+    """(codes + mask) mod 2^bit_depth, uint16; codes and mask of one shape, in keyed order."""
+    return (codes.astype(np.uint16) + mask.reshape(codes.shape)) & np.uint16(2**bit_depth - 1)
+
+
+def remove_mask(codes: np.ndarray, mask: np.ndarray, bit_depth: int) -> np.ndarray:
+    """(codes - mask) mod 2^bit_depth, uint16: the codes before the mask."""
+    return (codes.astype(np.uint16) - mask.reshape(codes.shape)) & np.uint16(2**bit_depth - 1)

@@ -1,0 +1,148 @@
+"""A keyed pseudorandom permutation of range(n) without a sort: the per-frame readout orders.
+
+Construction "privcam-prp-v1" (pinned by golden vectors in tests/privacy/test_prp.py):
+- The domain is a grid of a x b cells with a = ceil(sqrt(n)), b = ceil(n / a); index i is the cell
+  (x, y) = (i // b, i % b). Indices past n are cycle-walked: the permutation is applied again until
+  it lands below n (a*b - n < a, so this is rare).
+- ROUNDS double rounds of a Feistel network with modular addition over (Z_a, Z_b):
+      x = (x + TX[r][y]) mod a,   then   y = (y + TY[r][x]) mod b,   for r = 0 .. ROUNDS-1.
+  Each half round is a bijection, so the whole is a permutation; its inverse runs the rounds
+  backwards with subtraction.
+- The round functions are whole tables read from SHAKE-256(b"privcam-prp-v1\\0" + key + label + NUL +
+  n as u64le): ROUNDS*b little-endian uint64 values mod a (TX, row-major), then ROUNDS*a values
+  mod b (TY). Each table entry is an independent secret, so every label (every frame's nonce) gets
+  its own, unrelated permutation.
+
+perm[j] = E(j) is the plain position shown at keyed position j, as for the key schedule.
+Any one position or its inverse costs ROUNDS table reads (`prp_positions`); whole permutations are
+computed by a parallel numba kernel (`prp_permutation`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from .keys import Key
+
+ROUNDS = 4  # double rounds: 8 half rounds, as many as FF3-1's Feistel
+_DOMAIN = b"privcam-prp-v1\0"
+_BLOCK = 4096  # positions per work item: the block's coordinates stay in L1 while the rounds run
+
+
+def grid(n: int) -> tuple[int, int]:
+    """The a x b grid the permutation of range(n) walks on: a = ceil(sqrt(n)), b = ceil(n / a)."""
+    a = math.isqrt(n - 1) + 1
+    return a, -(-n // a)
+
+
+def round_tables(key: Key, label: str, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """TX (ROUNDS, b) with values in [0, a) and TY (ROUNDS, a) with values in [0, b), int32."""
+    if not isinstance(key, Key):
+        raise TypeError(f"expected a privcam Key, got {type(key).__name__}")
+    if not isinstance(n, int | np.integer) or n < 1:
+        raise ValueError(f"a permutation needs n >= 1 positions, got {n!r}")
+    a, b = grid(int(n))
+    seed = _DOMAIN + key.secret + label.encode("utf-8") + b"\0" + int(n).to_bytes(8, "little")
+    values = np.frombuffer(hashlib.shake_256(seed).digest(8 * ROUNDS * (a + b)), dtype="<u8")
+    tx = (values[: ROUNDS * b] % np.uint64(a)).astype(np.int32).reshape(ROUNDS, b)
+    ty = (values[ROUNDS * b :] % np.uint64(b)).astype(np.int32).reshape(ROUNDS, a)
+    return tx, ty
+
+
+def prp_permutation(key: Key, label: str, n: int, inverse: bool = False) -> np.ndarray:
+    """The whole permutation (n,) int64, perm[j] = E(j); with inverse=True, E^-1 (the inverse permutation)."""
+    tx, ty = round_tables(key, label, n)
+    out = np.empty(int(n), np.int64)
+    _all_positions(int(n), tx, ty, inverse, out)
+    return out
+
+
+def prp_positions(key: Key, label: str, n: int, positions: np.ndarray, inverse: bool = False) -> np.ndarray:
+    """E (or E^-1) at some positions only, without computing the rest: (k,) int64 in [0, n)."""
+    tx, ty = round_tables(key, label, n)
+    positions = np.asarray(positions, dtype=np.int64)
+    if positions.size and (positions.min() < 0 or positions.max() >= n):
+        raise ValueError(f"positions must lie in [0, {n}), got [{positions.min()}, {positions.max()}]")
+    out = np.empty(positions.shape, np.int64)
+    _some_positions(int(n), tx, ty, inverse, positions.reshape(-1), out.reshape(-1))
+    return out
+
+
+@njit(inline="always")
+def _walk(index, n, tx, ty, inverse):
+    """E(index) (or E^-1) on the a x b grid, cycle-walked into [0, n)."""
+    a, b = ty.shape[1], tx.shape[1]
+    rounds = tx.shape[0]
+    while True:
+        x = np.int32(index // b)
+        y = np.int32(index - np.int64(x) * b)
+        if inverse:
+            for r in range(rounds - 1, -1, -1):
+                y = y - ty[r, x]
+                y += b * (y < 0)
+                x = x - tx[r, y]
+                x += a * (x < 0)
+        else:
+            for r in range(rounds):
+                x = x + tx[r, y]
+                x -= a * (x >= a)
+                y = y + ty[r, x]
+                y -= b * (y >= b)
+        index = np.int64(x) * b + y
+        if index < n:
+            return index
+
+
+@njit(parallel=True, cache=True, boundscheck=False, fastmath=True)
+def _all_positions(n, tx, ty, inverse, out):
+    a, b = np.int32(ty.shape[1]), np.int32(tx.shape[1])
+    rounds = tx.shape[0]
+    for block in prange((n + _BLOCK - 1) // _BLOCK):
+        start = block * _BLOCK
+        count = min(start + _BLOCK, n) - start
+        xs = np.empty(_BLOCK, np.int32)
+        ys = np.empty(_BLOCK, np.int32)
+        x0 = start // b
+        y0 = start - x0 * b
+        for j in range(count):
+            xs[j] = x0
+            ys[j] = y0
+            y0 += 1
+            if y0 == b:
+                y0 = 0
+                x0 += 1
+        # Round by round over the block: the positions are independent, so the CPU overlaps their
+        # table reads (position by position, each round waits for the one before).
+        for step in range(rounds):
+            if inverse:
+                r = rounds - 1 - step
+                tyr, txr = ty[r], tx[r]
+                for j in range(count):
+                    y = np.int32(ys[j] - tyr[xs[j]])
+                    ys[j] = np.int32(y + b) if y < 0 else y
+                for j in range(count):
+                    x = np.int32(xs[j] - txr[ys[j]])
+                    xs[j] = np.int32(x + a) if x < 0 else x
+            else:
+                txr, tyr = tx[step], ty[step]
+                for j in range(count):
+                    x = np.int32(xs[j] + txr[ys[j]])
+                    xs[j] = np.int32(x - a) if x >= a else x
+                for j in range(count):
+                    y = np.int32(ys[j] + tyr[xs[j]])
+                    ys[j] = np.int32(y - b) if y >= b else y
+        for j in range(count):
+            index = np.int64(xs[j]) * b + ys[j]
+            if index >= n:
+                index = _walk(index, n, tx, ty, inverse)
+            out[start + j] = index
+
+
+@njit(cache=True)
+def _some_positions(n, tx, ty, inverse, positions, out):
+    for i in range(positions.size):
+        out[i] = _walk(positions[i], n, tx, ty, inverse)

@@ -1,0 +1,53 @@
+"""The "masked" mode's value mask ("privcam-mask-v1"): golden vectors, the construction, exact removal,
+and masked codes that are uniform whatever the scene."""
+
+import hashlib
+
+import numpy as np
+import pytest
+import torch
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+from scipy import stats
+
+from privcam.privacy import AdcFormat, Readout
+from privcam.privacy.mask import apply_mask, mask_tensor, mask_values, remove_mask, remove_mask_inputs
+
+GOLDEN = [53176, 30895, 32470, 51210, 21035, 28176, 13177, 16387, 8197, 44591, 26752, 15152]
+
+
+def test_golden_vector_and_construction(key):
+    label = "readout/2x3/nonce/5"
+    assert mask_values(key, label, 12, 16).tolist() == GOLDEN
+    chacha_key = hashlib.shake_256(b"privcam-mask-v1\0" + key.secret + label.encode()).digest(32)
+    stream = Cipher(algorithms.ChaCha20(chacha_key, bytes(16)), mode=None).encryptor().update(bytes(24))
+    assert np.frombuffer(stream, "<u2").tolist() == GOLDEN
+    assert mask_values(key, label, 12, 10).tolist() == [v % 1024 for v in GOLDEN]
+
+
+def test_the_readout_mask_is_the_labelled_stream_in_keyed_order(key):
+    readout = Readout(mode="masked", nonce=5)
+    mask = readout.mask(key, 2, 3, 2, 10)
+    assert mask.shape == (2, 3, 2) and mask.ravel().tolist() == mask_values(key, "readout/2x3/nonce/5", 12, 10).tolist()
+    assert not np.array_equal(mask, Readout(mode="masked", nonce=6).mask(key, 2, 3, 2, 10))
+    with pytest.raises(ValueError, match="'per_frame' readout has no value mask"):
+        Readout(mode="per_frame", nonce=5).mask(key, 2, 3, 2, 10)
+
+
+def test_masking_is_undone_exactly_on_codes_and_on_network_inputs(key):
+    adc = AdcFormat(bit_depth=12, black_level_dn=60)
+    codes = np.random.default_rng(0).integers(0, 4096, (16, 20, 3), dtype=np.uint16)
+    mask = Readout(mode="masked", nonce=1).mask(key, 16, 20, 3, 12)
+    masked = apply_mask(codes, mask, 12)
+    assert masked.max() < 4096 and np.array_equal(remove_mask(masked, mask, 12), codes)
+    inputs = torch.from_numpy(adc.to_unit(masked.astype(np.float32))).permute(2, 0, 1)[None]
+    expected = torch.from_numpy(adc.to_unit(codes.astype(np.float32))).permute(2, 0, 1)[None]
+    assert torch.equal(remove_mask_inputs(inputs, mask_tensor(mask), adc), expected)
+
+
+def test_masked_codes_are_uniform_whatever_the_scene(key):
+    """A black frame and a white frame look the same once masked: uniform over the ADC's codes."""
+    for value in (0, 1023):
+        codes = np.full((64, 64, 1), value, np.uint16)
+        masked = apply_mask(codes, Readout(mode="masked", nonce=value).mask(key, 64, 64, 1, 10), 10).ravel()
+        counts = np.bincount(masked // 64, minlength=16)  # 16 bins of 64 codes
+        assert stats.chisquare(counts).pvalue > 1e-3
