@@ -3,6 +3,7 @@ is imported only when the task runs, so listing and validating tasks stays quick
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -62,6 +63,15 @@ class RunContext:
     out: Path
     key: Key | None
 
+    def in_mode(self, mode: str, unit: str | None = None) -> RunContext:
+        """This run with its sensor's readout in protection mode `mode` (and `unit`), writing
+        under its own folder: tasks that compare modes run each through this."""
+        overrides = dict(self.config.sensor.overrides)
+        readout = {**overrides.get("readout", {}), "mode": mode} | ({} if unit is None else {"unit": unit})
+        sensor = dataclasses.replace(self.config.sensor, overrides={**overrides, "readout": readout})
+        name = mode if unit is None else f"{mode}-{unit}"
+        return dataclasses.replace(self, config=dataclasses.replace(self.config, sensor=sensor), out=self.out / name)
+
     def write_results(self, markdown_name: str, lines: list[str], results: dict) -> None:
         """The task's Markdown summary and its full results as results.json, both written atomically."""
         with atomic_write(self.out / markdown_name, "w") as f:
@@ -96,7 +106,7 @@ TASKS.register("segment")(
         SegmentParams,
         "segment",
         "train and evaluate keyed semantic segmentation",
-        lambda p: {"weights"} if p.mode == "evaluate" else set(),
+        lambda p: set() if p.train else {"weights"},
         trains=lambda config: False,
     )
 )

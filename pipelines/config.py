@@ -111,6 +111,10 @@ class RunConfig:
 
 # Each task's own fields under `task:` (besides `name`).
 
+ATTACKS = ("learned", "ciphertext_only", "jigsaw", "known_plaintext", "key_extraction", "visual")
+Mode = Literal["paper", "per_frame", "masked"]
+Unit = Literal["pixel", "quad", "block"]
+
 
 @dataclass
 class TrainParams:
@@ -130,15 +134,11 @@ class EvaluateParams:
 
 @dataclass
 class ReproduceParams:
+    modes: list[Mode] = field(default_factory=lambda: ["paper", "per_frame", "masked"])  # a table per mode
     finetune_epochs: int = 2
     finetune_lr: float = 0.01
     finetune_limit: int | None = None  # protected training frames for the fine-tuning row (None: all)
     batch_size: int = 128
-
-
-ATTACKS = ("learned", "ciphertext_only", "jigsaw", "known_plaintext", "key_extraction", "visual")
-Mode = Literal["paper", "per_frame", "masked"]
-Unit = Literal["pixel", "quad", "block"]
 
 
 @dataclass
@@ -164,7 +164,8 @@ class AttackParams:
 
 @dataclass
 class SegmentParams(TrainParams):
-    mode: Literal["train", "evaluate"] = "train"  # evaluate: use model.weights, no training
+    train: bool = True  # false: evaluate model.weights, no training
+    modes: list[Mode] = field(default_factory=lambda: ["paper", "per_frame", "masked"])  # protection modes
     train_limit: int | None = None  # training scenes (None: all)
     overlays: int = 4  # test scenes shown in overlays.png
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import asdict
 
 import numpy as np
@@ -12,7 +11,6 @@ from ..attacks.drivers import ciphertext_only, jigsaw, key_extraction, known_pla
 from ..attacks.learned import histogram_accuracy, measure_table_rows, mlp_accuracy
 from ..capture import capture_tensors
 from ..catalogue import RunContext
-from ..config import RunConfig
 
 
 def run(ctx: RunContext) -> dict:
@@ -22,7 +20,7 @@ def run(ctx: RunContext) -> dict:
     for unit in units:
         for mode in params.modes:
             label = mode if unit is None else f"{mode}, {unit}"
-            runs[label] = _attacks(_in_mode(ctx, mode, unit))
+            runs[label] = _attacks(ctx.in_mode(mode, unit))
     results = {
         "dataset": config.data.source,
         "runs": runs,
@@ -37,16 +35,6 @@ def run(ctx: RunContext) -> dict:
         )
     _write_report(ctx, results)
     return results
-
-
-def _in_mode(ctx: RunContext, mode: str, unit: str | None) -> RunContext:
-    """The run with its sensor's readout in `mode` (and `unit`), writing under its own folder."""
-    overrides = dict(ctx.config.sensor.overrides)
-    readout = {**overrides.get("readout", {}), "mode": mode} | ({} if unit is None else {"unit": unit})
-    sensor = dataclasses.replace(ctx.config.sensor, overrides={**overrides, "readout": readout})
-    config: RunConfig = dataclasses.replace(ctx.config, sensor=sensor)
-    name = mode if unit is None else f"{mode}-{unit}"
-    return dataclasses.replace(ctx, config=config, out=ctx.out / name)
 
 
 def _attacks(ctx: RunContext) -> dict:

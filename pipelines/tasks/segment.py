@@ -33,14 +33,12 @@ def segmentation_metrics(predicted: torch.Tensor, target: torch.Tensor, classes:
 
 
 def run(ctx: RunContext) -> dict:
-    config, params, key = ctx.config, ctx.params, ctx.key
+    config, params = ctx.config, ctx.params
     classes = config.model.num_classes
-    plain_captured = capture_tensors(config, "test", None)
-    protected = capture_tensors(config, "test", key)
-    test_plain, test_protected = plain_captured.frames, protected.frames
+    test_plain = capture_tensors(config, "test", None).frames
     test_masks = load_masks(config, "test")
-    model = build_plain_model(config, protected.input_size)
-    if params.mode == "train":
+    model = build_plain_model(config, test_plain.shape[1:])
+    if params.train:
         train = (
             capture_tensors(config, "train", None, limit=params.train_limit).frames,
             load_masks(config, "train", params.train_limit),
@@ -55,55 +53,63 @@ def run(ctx: RunContext) -> dict:
         if is_main_process():
             save_weights(model, ctx.out / "weights.pt", config, meta)
     model.eval()
-
     _, _, plain = evaluate(model, test_plain, test_masks)
-    keyed = make_keyed(model, config, key, protected)
-    _, _, keyed_out = evaluate(keyed, protected.keyed, shuffle(test_masks, keyed.output_permutation))
-    revealed = unshuffle(keyed_out, keyed.output_permutation)
-    # Another key's holder reads the frames as they come, in his own network's order and mask.
-    stranger = make_keyed(model, config, wrong_key(config.seed), protected)
-    _, _, stranger_out = evaluate(stranger, test_protected, shuffle(test_masks, stranger.output_permutation))
-    stranger_placed = unshuffle(stranger_out, stranger.output_permutation)
     majority = int(torch.bincount(test_masks.flatten(), minlength=classes).argmax())
     # The best prediction that ignores the frame (a fixed map): each pixel's most frequent class.
     pixel_majority = F.one_hot(test_masks, classes).sum(0).argmax(-1)
-    # Chance level for the other key: its predictions scored against other scenes' masks. This keeps
-    # the network's own spatial habits (e.g. background near borders) but no link to the scene.
-    chance = torch.roll(stranger_placed, 1, 0)
-
-    rows = {
-        "plain model, plain frames": segmentation_metrics(plain, test_masks, classes),
-        "keyed model, protected frames, revealed with the key": segmentation_metrics(revealed, test_masks, classes),
-        "model keyed with another key, same protected frames": segmentation_metrics(
-            stranger_placed, test_masks, classes
-        ),
-        "chance: the other key's predictions against other scenes": segmentation_metrics(chance, test_masks, classes),
-        "constant prediction (majority class)": segmentation_metrics(
-            torch.full_like(test_masks, majority), test_masks, classes
-        ),
-        "constant map (each pixel's majority class)": segmentation_metrics(
-            pixel_majority.expand_as(test_masks), test_masks, classes
-        ),
-    }
+    rows = {"plain model, plain frames": segmentation_metrics(plain, test_masks, classes)}
+    agreement, views = {}, {}
+    for mode in params.modes:
+        revealed, stranger, protected = _keyed_maps(ctx.in_mode(mode), model, test_masks)
+        # Chance level for the other key: its predictions scored against other scenes' masks. This keeps
+        # the network's own spatial habits (e.g. background near borders) but no link to the scene.
+        chance = torch.roll(stranger, 1, 0)
+        rows[f"keyed model, {mode} frames, revealed with the key"] = segmentation_metrics(revealed, test_masks, classes)
+        rows[f"model keyed with another key, same {mode} frames"] = segmentation_metrics(stranger, test_masks, classes)
+        rows[f"chance ({mode}): the other key's predictions against other scenes"] = segmentation_metrics(
+            chance, test_masks, classes
+        )
+        agreement[mode] = float((revealed == plain).float().mean())
+        views[mode] = (protected, revealed, stranger)
+    rows["constant prediction (majority class)"] = segmentation_metrics(
+        torch.full_like(test_masks, majority), test_masks, classes
+    )
+    rows["constant map (each pixel's majority class)"] = segmentation_metrics(
+        pixel_majority.expand_as(test_masks), test_masks, classes
+    )
     results = {
         "dataset": config.data.source,
         "arch": config.model.arch,
         "test_scenes": len(test_masks),
         "rows": rows,
-        "keyed_vs_plain_pixel_agreement": float((revealed == plain).float().mean()),
-        "key_fingerprint": key.fingerprint,
+        "keyed_vs_plain_pixel_agreement": agreement,
+        "key_fingerprint": ctx.key.fingerprint,
     }
     if is_main_process():
-        _write_outputs(ctx, results, test_plain, test_protected, revealed, stranger_placed, params.overlays)
+        shown = params.modes[-1]
+        _write_outputs(ctx, results, test_plain, *views[shown], params.overlays, shown)
     return results
 
 
-def _write_outputs(ctx: RunContext, results: dict, plain, protected, revealed, stranger, count: int) -> None:
+def _keyed_maps(ctx: RunContext, model: torch.nn.Module, masks: torch.Tensor) -> tuple:
+    """The protected test frames of ctx's mode, the keyed model's maps revealed with the key, and
+    another key's (placed with that key's own output order)."""
+    config, key = ctx.config, ctx.key
+    protected = capture_tensors(config, "test", key)
+    keyed = make_keyed(model, config, key, protected)
+    _, _, keyed_out = evaluate(keyed, protected.keyed, shuffle(masks, keyed.output_permutation))
+    # Another key's holder reads the frames as they come, in his own network's order and mask.
+    stranger = make_keyed(model, config, wrong_key(config.seed), protected)
+    _, _, stranger_out = evaluate(stranger, protected.frames, shuffle(masks, stranger.output_permutation))
+    revealed = unshuffle(keyed_out, keyed.output_permutation)
+    return revealed, unshuffle(stranger_out, stranger.output_permutation), protected.frames
+
+
+def _write_outputs(ctx: RunContext, results: dict, plain, protected, revealed, stranger, count: int, mode: str) -> None:
     lines = ["| setting | mIoU | pixel accuracy |", "|---|---|---|"]
     lines += [f"| {name} | {m['miou']:.4f} | {m['pixel_accuracy']:.4f} |" for name, m in results["rows"].items()]
-    lines.append(
-        f"\nKeyed and plain predictions agree on {100 * results['keyed_vs_plain_pixel_agreement']:.3f}% of pixels."
-    )
+    agreement = ", ".join(f"{100 * v:.3f}% ({m})" for m, v in results["keyed_vs_plain_pixel_agreement"].items())
+    lines.append(f"\nKeyed and plain predictions agree on {agreement} of pixels. overlays.png shows the {mode} frames.")
     ctx.write_results("table.md", lines, results)
     dataset = load_dataset(ctx.config.data, "test")
     rows = []

@@ -3,7 +3,7 @@
 Every frame goes through the full sensor model (noise, ADC, keyed readout). One window shows the
 scene, the frame as the camera sends it, what the key holder sees, and the keyed classifier's
 prediction on a second, binned capture at the classifier's input size. Keys: q quit, space pause,
-w wrong key, n per-frame nonces, s save the frame. Without a display it records an MP4 and
+w wrong key, n next protection mode, s save the frame. Without a display it records an MP4 and
 prints frame-rate statistics; without a camera it falls back to a synthetic source.
 """
 
@@ -25,8 +25,8 @@ import torch
 from ...base.images import write_png
 from ...base.video import VideoWriter
 from ...nets import to_keyed
-from ...privacy import Key
-from ...sensor import Sensor
+from ...privacy import PROTECTION_MODES, Key
+from ...sensor import Sensor, stack_frames
 from ..capture import make_sensor
 from ..catalogue import RunContext
 from ..config import DataSection, RunConfig, WebcamParams
@@ -41,7 +41,7 @@ WINDOW = "privcam webcam"
 class LoopState:
     paused: bool = False
     wrong_key: bool = False
-    nonces: bool = False
+    mode: str = "masked"  # the readout's protection mode; the n key cycles through them
     frame_times: list[float] = field(default_factory=list)
 
 
@@ -84,16 +84,12 @@ def synthetic_scene(size: tuple[int, int]) -> Iterator[np.ndarray]:
         yield frame
 
 
-def sensors_by_mode(sensor: Sensor, seed: int) -> dict[bool, Sensor]:
-    """The sensor with its readout in "paper" mode (False) and in "per_frame" mode (True): the
-    window's n key switches between them."""
+def sensors_by_mode(sensor: Sensor, seed: int) -> dict[str, Sensor]:
+    """The sensor with its readout in each protection mode: the window's n key cycles through them."""
     readout = sensor.config.readout
     return {
-        per_frame: Sensor(
-            sensor.config.replace(readout=dataclasses.replace(readout, mode="per_frame" if per_frame else "paper")),
-            seed,
-        )
-        for per_frame in (False, True)
+        mode: Sensor(sensor.config.replace(readout=dataclasses.replace(readout, mode=mode)), seed)
+        for mode in PROTECTION_MODES
     }
 
 
@@ -109,30 +105,41 @@ class Classifier:
         self.input_size = (config.model.in_channels, *params.classifier_size)
         plain = build_plain_model(config, self.input_size).eval()
         self.sensors = sensors_by_mode(make_sensor(config), seed=config.sensor.seed + 1)
-        readout = self.sensors[False].config.readout
+        # Per key, one network for the paper's fixed order and one for per-frame orders (any nonce).
+        readouts = {
+            per_frame: dataclasses.replace(
+                self.sensors["paper"].config.readout, mode="per_frame" if per_frame else "paper"
+            )
+            for per_frame in (False, True)
+        }
         self.models = {
-            held: to_keyed(plain, held, self.input_size, readout=readout, backend=config.model.backend)
+            (held, per_frame): to_keyed(
+                plain, held, self.input_size, readout.for_frame(0) if per_frame else readout, config.model.backend
+            )
             for held in (key, wrong_key)
+            for per_frame, readout in readouts.items()
         }
         self.key, self.wrong_key = key, wrong_key
 
     @torch.inference_mode()
-    def predict(self, scene: np.ndarray, index: int, nonces: bool, wrong: bool) -> tuple[str, float]:
+    def predict(self, scene: np.ndarray, index: int, mode: str, wrong: bool) -> tuple[str, float]:
         height, width = scene.shape[:2]
         side = min(height, width)
         crop = scene[
             (height - side) // 2 : (height - side) // 2 + side, (width - side) // 2 : (width - side) // 2 + side
         ]
         binned = cv2.resize(crop, self.input_size[:0:-1], interpolation=cv2.INTER_AREA)
-        frame = self.sensors[nonces].capture_image(binned, key=self.key, frame_index=index)
-        frames = frame.to_tensor()
-        if frames.shape[0] != self.input_size[0]:
-            frames = frames.mean(0, keepdim=True)  # channel mixing commutes with the keyed order
+        frame = self.sensors[mode].capture_image(binned, key=self.key, frame_index=index)
         held = self.wrong_key if wrong else self.key
-        model = self.models[held]
-        if model.readout != frame.readout:
-            model.set_input_readout(held, frame.readout)
-        probabilities = model(frames.unsqueeze(0)).softmax(1)[0]
+        model = self.models[(held, frame.readout.per_frame)]
+        if wrong:  # another key's holder takes the frame as it comes (his own order and mask)
+            batch = frame.to_tensor().unsqueeze(0)
+            batch = batch.mean(1, keepdim=True) if batch.shape[1] != self.input_size[0] else batch
+        else:  # the mask comes off first: channel mixing commutes with the order, not with the mask
+            batch = stack_frames([frame]).unmasked(self.key)
+            if batch.shape[1] != self.input_size[0]:
+                batch = batch.with_frames(batch.frames.mean(1, keepdim=True))
+        probabilities = model(batch).softmax(1)[0]
         confidence, label = probabilities.max(0)
         return self.classes[int(label)], float(confidence)
 
@@ -150,9 +157,9 @@ def compose(
         (f"confidence {confidence:.0%}", 0.55, (255, 255, 255)),
         (f"{fps:5.1f} fps", 0.55, (120, 255, 120)),
         (f"key {fingerprint}", 0.45, (200, 200, 200)),
-        (f"nonce per frame: {'on' if state.nonces else 'off'}", 0.45, (200, 200, 200)),
+        (f"protection: {state.mode} mode", 0.45, (200, 200, 200)),
         ("WRONG KEY" if state.wrong_key else "", 0.6, (255, 80, 80)),
-        ("q quit  space pause  w key  n nonce  s save", 0.36, (160, 160, 160)),
+        ("q quit  space pause  w key  n mode  s save", 0.36, (160, 160, 160)),
     ]
     for row, (text, scale, colour) in enumerate(lines):
         cv2.putText(info, text, (10, 28 + row * 28), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, 1, cv2.LINE_AA)
@@ -182,7 +189,7 @@ def run_loop(config: RunConfig, params: WebcamParams, key: Key, out: Path) -> di
     sensors = sensors_by_mode(sensor, config.sensor.seed)
     wrong_key = Key.generate()
     classifier = Classifier(config, params, key, wrong_key)
-    state = LoopState(nonces=sensor.config.readout.mode == "per_frame")
+    state = LoopState(mode=sensor.config.readout.mode)
     shown = 0
     last = time.perf_counter()
     scene = next(frames, None)
@@ -193,10 +200,10 @@ def run_loop(config: RunConfig, params: WebcamParams, key: Key, out: Path) -> di
     with VideoWriter(recording, 25) if recording is not None else contextlib.nullcontext() as video:
         try:
             while scene is not None and (params.frames is None or shown < params.frames):
-                frame = sensors[state.nonces].capture_image(scene, key=key, frame_index=shown)
+                frame = sensors[state.mode].capture_image(scene, key=key, frame_index=shown)
                 protected = frame.to_rgb8()
                 revealed = frame.reveal(wrong_key if state.wrong_key else key, strict=False).to_rgb8()
-                prediction = classifier.predict(scene, shown, state.nonces, state.wrong_key)
+                prediction = classifier.predict(scene, shown, state.mode, state.wrong_key)
                 now = time.perf_counter()
                 state.frame_times.append(now - last)
                 last = now
@@ -223,6 +230,7 @@ def run_loop(config: RunConfig, params: WebcamParams, key: Key, out: Path) -> di
         "fps_mean": round(len(times) / sum(times), 1) if times else 0.0,
         "record": params.record,
         "source": description,
+        "protection_mode": state.mode,
         "key_fingerprint": key.fingerprint,
     }
     print(f"privcam webcam: {shown} frames, median {stats['fps_median']} fps, mean {stats['fps_mean']} fps")
@@ -238,7 +246,7 @@ def _handle_key(key_code: int, state: LoopState, frame, snapshots: Path, window:
     elif key_code == ord("w"):
         state.wrong_key = not state.wrong_key
     elif key_code == ord("n"):
-        state.nonces = not state.nonces
+        state.mode = PROTECTION_MODES[(PROTECTION_MODES.index(state.mode) + 1) % len(PROTECTION_MODES)]
     elif key_code == ord("s"):
         snapshots.mkdir(parents=True, exist_ok=True)
         stem = snapshots / f"frame-{frame.metadata['frame_index']:06d}"
