@@ -97,8 +97,8 @@ TASKS.register("attack")(
     Task(
         AttackParams,
         "attack",
-        "privacy evaluation: attacks, metrics, nonce mitigation",
-        lambda p: {"weights", "sensor"},
+        "privacy evaluation: every attack in every protection mode",
+        lambda p: {"sensor"} | ({"weights"} if {"learned", "key_extraction"} & set(p.attacks) else set()),
     )
 )
 TASKS.register("segment")(
