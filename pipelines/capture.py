@@ -76,10 +76,12 @@ def capture_tensors(
     (the per-frame nonces of a capture come from its sensor's random prefix, and the cache keeps them).
     """
     sensor = make_sensor(config)
+    # Without a key the readout plays no part: plain captures of every protection mode share a cache.
+    sensed = None if sensor is None else (sensor.config if key else sensor.config.replace(readout=Readout()))
     recipe = {
         "data": dict(vars(config.data)),
         "split": split,
-        "sensor": None if sensor is None else sensor.config.config_hash,
+        "sensor": None if sensed is None else sensed.config_hash,
         "sensor_seed": config.sensor.seed,
         "key": None if key is None else key.fingerprint,
         "in_channels": config.model.in_channels,

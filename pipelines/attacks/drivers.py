@@ -61,9 +61,12 @@ def ciphertext_only(ctx: RunContext, protected: Captured, plain: Captured, refer
             frames.reshape(count, -1).numpy(), reference.frames.mean(1).reshape(len(reference.frames), -1).numpy()
         )
         method = f"signature match + quadratic assignment against {len(reference.frames)} reference frames"
-    else:
-        guess = _assembled_permutation(frames.numpy(), protected.readout.unit_size)
+        chance = 1 / (height * width)
+    else:  # every channel of every frame is a view of the same tiles
+        views = protected.frames[:count].flatten(0, 1).numpy()
+        guess, drawn = _assembled_permutation(views, protected.readout.unit_size, _period(config), truth)
         method = f"edge assembly of {protected.readout.unit} tiles over {count} frames"
+        chance = float(np.mean(drawn[None, :] == truth))
     positions = float(np.mean(guess[None, :] == truth))
     unscrambled = torch.empty_like(protected.frames[:count])
     unscrambled.reshape(count, unscrambled.shape[1], -1)[..., guess] = protected.frames[:count].reshape(
@@ -72,7 +75,7 @@ def ciphertext_only(ctx: RunContext, protected: Captured, plain: Captured, refer
     shown = min(count, params.visual_frames)
     result = {
         "positions": positions,
-        "chance": 1 / (height * width),
+        "chance": chance,
         "ssim": float(np.mean([_ssim(unscrambled[i], plain.frames[i]) for i in range(shown)])),
         "ssim_chance": float(np.mean([_ssim(protected.frames[i], plain.frames[i]) for i in range(shown)])),
         "frames": count,
@@ -88,32 +91,57 @@ def jigsaw(ctx: RunContext, protected: Captured) -> dict:
     """Single-frame jigsaw of unit readouts: each of the first jigsaw_frames frames assembled on its own."""
     if protected.readout.unit == "pixel":
         return {"note": "pixel readouts have no tiles to assemble"}
-    size, truth = protected.readout.unit_size, true_orders(ctx, protected)
-    height, width = protected.input_size[1:]
-    scores = [
-        float(np.mean(_assembled_permutation(protected.frames[i : i + 1].mean(1).numpy(), size) == truth[i]))
-        for i in range(min(ctx.params.jigsaw_frames, len(protected.frames)))
-    ]
-    return {"positions": float(np.mean(scores)), "chance": 1 / (height * width), "frames": len(scores)}
+    size, truth, period = protected.readout.unit_size, true_orders(ctx, protected), _period(ctx.config)
+    scores = []
+    for i in range(min(ctx.params.jigsaw_frames, len(protected.frames))):
+        guesses = _assembled_permutation(protected.frames[i].numpy(), size, period, truth[i : i + 1])
+        scores.append([float(np.mean(guess == truth[i])) for guess in guesses])
+    positions, chance = np.mean(scores, axis=0)
+    return {"positions": float(positions), "chance": float(chance), "frames": len(scores)}
 
 
-def _assembled_permutation(frames: np.ndarray, size: int) -> np.ndarray:
-    """A pixel permutation estimate from the largest assembled group of tiles; the rest of the grid
-    is filled with the unplaced tiles in their keyed order."""
+def _period(config) -> int:
+    """The colour filter's period in pixels: 2 for a Bayer mosaic, 1 otherwise."""
+    return 1 if make_sensor(config).config.cfa == "none" else 2
+
+
+def _assembled_permutation(
+    frames: np.ndarray, size: int, period: int, truth: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """A pixel permutation estimate from the largest assembled group of tiles of frames (N, H, W)
+    (frames or channels), and its chance level: the same group shape holding tiles drawn at random.
+
+    An assembled group fixes where its tiles sit relative to each other, not where the group sits in
+    the frame: it is placed at the shift that the true orders truth (F, H*W) agree with most, as an
+    attacker would pick it by eye. That choice alone lifts a random group a little above 1 / tiles,
+    hence the chance estimate placed the same way.
+    """
     count, height, width = frames.shape
     rows, cols = height // size, width // size
     tiles = (
         frames.reshape(count, rows, size, cols, size).transpose(1, 3, 0, 2, 4).reshape(rows * cols, count, size, size)
     )
-    group = assemble_units(tiles)[0]
-    cells = np.array(list(group))
-    cells -= cells.min(0)
+    group = assemble_units(tiles, period)[0]
+    cells, placed = np.array(list(group)), np.array(list(group.values()))
+    drawn = np.random.default_rng(0).choice(rows * cols, len(placed), replace=False)
+    return tuple(_placed_permutation(cells, chosen, truth, size, height, width) for chosen in (placed, drawn))
+
+
+def _placed_permutation(
+    cells: np.ndarray, tiles: np.ndarray, truth: np.ndarray, size: int, height: int, width: int
+) -> np.ndarray:
+    """The pixel permutation that puts tiles at cells (k, 2), shifted to agree with truth (F, H*W)
+    most, and the other tiles in the remaining places in keyed order."""
+    rows, cols = height // size, width // size
+    corners = (np.arange(rows * cols) // cols * size) * width + np.arange(rows * cols) % cols * size
+    true_units = truth[:, corners] // width // size * cols + truth[:, corners] % width // size  # (F, U)
+    needed = np.stack([true_units[:, tiles] // cols, true_units[:, tiles] % cols], -1) - cells  # (F, k, 2)
+    shifts, votes = np.unique(needed.reshape(-1, 2), axis=0, return_counts=True)
+    cells = cells + shifts[votes.argmax()]
+    inside = np.all((cells >= 0) & (cells < [rows, cols]), axis=1)  # what falls outside the frame is cut
     unit_guess = np.full(rows * cols, -1)
-    for (row, col), tile in zip(cells, group.values(), strict=True):
-        if row < rows and col < cols:
-            unit_guess[tile] = row * cols + col
-    free = np.setdiff1d(np.arange(rows * cols), unit_guess)
-    unit_guess[unit_guess < 0] = free
+    unit_guess[tiles[inside]] = cells[inside, 0] * cols + cells[inside, 1]
+    unit_guess[unit_guess < 0] = np.setdiff1d(np.arange(rows * cols), unit_guess)
     return unit_to_pixel_permutation(unit_guess, height, width, size)
 
 
@@ -165,7 +193,11 @@ def known_plaintext(ctx: RunContext, protected: Captured) -> dict:
 
 
 def key_extraction(ctx: RunContext, protected: Captured) -> dict:
-    """The keyed model is the key: its first layer's index table gives its readout order back."""
+    """What the keyed network in memory gives away: its first layer's index table is its current
+    input order (tables are rebuilt from the key, never saved). In "paper" mode that is every frame's
+    order; a per-frame network is set to one frame's nonce (make_keyed: the first frame's) and
+    reorders each other frame from its nonce, so the table says nothing about the rest of the stream.
+    Scored against the network's own order and against the orders of the other frames."""
     model = build_plain_model(ctx.config, protected.input_size).eval()
     keyed = make_keyed(model, ctx.config, ctx.key, protected)
     first = next(m for m in keyed.modules() if isinstance(m, KeyedConv2d))
@@ -173,10 +205,15 @@ def key_extraction(ctx: RunContext, protected: Captured) -> dict:
         return {"recovered_fraction": None, "note": "the first layer is not a 3x3 conv; extraction not attempted"}
     guess = extract_input_permutation(first.table.numpy(), protected.input_size[1:])
     height, width = protected.input_size[1:]
+    others = true_orders(ctx, protected)[1 : ctx.params.visual_frames]
+    if len(others) == 0:
+        return {"recovered_fraction": None, "note": "needs visual_frames >= 2 and two protected frames"}
     return {
-        "recovered_fraction": recovered_fraction(guess, keyed.input_permutation),
+        "recovered_fraction": float(np.mean(guess[None, :] == others)),
+        "network_order": recovered_fraction(guess, keyed.input_permutation),
         "chance": 1 / (height * width),
-        "from": "the first conv's index table",
+        "frames": len(others),
+        "from": "the first conv's index table, scored on the frames the network is not set to",
     }
 
 

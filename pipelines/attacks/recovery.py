@@ -115,24 +115,25 @@ def _correlations(values: np.ndarray) -> np.ndarray:
     return standard.T @ standard / len(values)
 
 
-def assemble_units(units: np.ndarray) -> list[dict[tuple[int, int], int]]:
+def assemble_units(units: np.ndarray, period: int = 1) -> list[dict[tuple[int, int], int]]:
     """Ciphertext-only jigsaw: lay out unit-readout tiles from their edges, without any plaintext.
 
     units (U, N, s, s): the U tiles of N frames under one unknown unit permutation (their inside
-    layout is kept by quad and block readouts). Two tiles fit side by side when the step across
-    their common edge continues the steps just inside it (a prediction-based dissimilarity summed
-    over the frames). Mutual best fits are joined in order of confidence (best over second best)
-    into rigid groups, as tree-based jigsaw solvers do; a join that would overlap is skipped.
+    layout is kept by quad and block readouts). period: the colour filter's period in pixels (2 for
+    a Bayer mosaic, whose neighbouring columns are other colours; 1 otherwise). Two tiles fit side
+    by side when each of the next tile's first `period` columns continues the same-colour column
+    `period` pixels before it (extrapolated from two same-colour columns where the tile is wide
+    enough), summed over the frames, and the same across the edge the other way. Mutual best fits are
+    joined in order of confidence (best over second best) into rigid groups, as tree-based jigsaw
+    solvers do; a join that would overlap is skipped.
     Returns the groups, largest first, each {(row, col): tile} in its own coordinates.
     """
-    if units.ndim != 4 or units.shape[2] != units.shape[3] or units.shape[2] < 2:
-        raise ValueError(f"expected tiles (U, N, s, s) with s >= 2, got {units.shape}")
+    if units.ndim != 4 or units.shape[2] != units.shape[3] or units.shape[2] < period:
+        raise ValueError(f"expected tiles (U, N, s, s) with s >= {period}, got {units.shape}")
     count = len(units)
     links = []
-    for dissimilarity, step in (
-        (_edge_dissimilarity(units, across=True), (0, 1)),
-        (_edge_dissimilarity(units, across=False), (1, 0)),
-    ):
+    for across, step in ((True, (0, 1)), (False, (1, 0))):
+        dissimilarity = _edge_dissimilarity(units, across, period)
         best, best_of = dissimilarity.argmin(1), dissimilarity.argmin(0)
         second = np.partition(dissimilarity, 1, axis=1)[:, 1]
         for a in range(count):
@@ -159,18 +160,24 @@ def assemble_units(units: np.ndarray) -> list[dict[tuple[int, int], int]]:
     return sorted(groups.values(), key=len, reverse=True)
 
 
-def _edge_dissimilarity(units: np.ndarray, across: bool) -> np.ndarray:
-    """D[a, b]: how badly tile b fits to the right of tile a (across) or below it: the prediction
-    errors of each side's edge from the other's last two rows or columns, squared and summed."""
+def _edge_dissimilarity(units: np.ndarray, across: bool, period: int) -> np.ndarray:
+    """D[a, b]: how badly tile b fits to the right of tile a (across) or below it. Each of b's first
+    `period` columns is predicted from a's same-colour columns (one column, or the straight line
+    through two), and each of a's last `period` columns from b's; the errors are squared and summed."""
     count = len(units)
     tiles = units if across else units.transpose(0, 1, 3, 2)
-    a_edge, a_inner = tiles[..., -1], tiles[..., -2]
-    b_edge, b_inner = tiles[..., 0], tiles[..., 1]
+    size = tiles.shape[-1]
+    a_last, b_first = tiles[..., size - period :], tiles[..., :period]
+    if size >= 2 * period:  # extrapolate from two same-colour columns on each side
+        a_pred = 2 * a_last - tiles[..., size - 2 * period : size - period]
+        b_pred = 2 * b_first - tiles[..., period : 2 * period]
+    else:
+        a_pred, b_pred = a_last, b_first
 
     def squared(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         x, y = x.reshape(count, -1), y.reshape(count, -1)
         return (x**2).sum(1)[:, None] + (y**2).sum(1)[None, :] - 2 * x @ y.T
 
-    dissimilarity = np.maximum(squared(2 * a_edge - a_inner, b_edge) + squared(a_edge, 2 * b_edge - b_inner), 0)
+    dissimilarity = np.maximum(squared(a_pred, b_first) + squared(a_last, b_pred), 0)
     np.fill_diagonal(dissimilarity, np.inf)
     return dissimilarity

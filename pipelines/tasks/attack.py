@@ -135,7 +135,7 @@ def summary_rows(results: dict) -> list[tuple[str, dict[str, tuple[float, float]
         ),
     )
     add(
-        "key extraction from the keyed model (positions)",
+        "key extraction: the keyed network's table vs the other frames' orders (positions)",
         lambda run: (
             (run["key_extraction"]["recovered_fraction"], run["key_extraction"]["chance"])
             if run.get("key_extraction", {}).get("recovered_fraction") is not None
@@ -156,7 +156,8 @@ def _write_report(ctx: RunContext, results: dict) -> None:
         f"# Privacy evaluation: {results['dataset']}, every attack in every protection mode",
         "",
         "Each cell: the attack's result, and in brackets what chance gives (for accuracy: 1 / classes; for "
-        "positions: 1 / positions; for SSIM: the protected frame itself).",
+        "positions: 1 / positions, or 1 / tiles where the attack places quad or block tiles; for SSIM: the "
+        "protected frame itself).",
         "",
         "| attack | " + " | ".join(labels) + " |",
         "|---|" + "---|" * len(labels),
