@@ -100,7 +100,9 @@ def fashion_mnist(section: DataSection, split: str) -> Dataset:
 
 
 def cifar10(section: DataSection, split: str) -> Dataset:
-    """A local CIFAR-10 folder in the python-pickle format (data_batch_1..5, test_batch)."""
+    """A local CIFAR-10 folder in the python-pickle format (data_batch_1..5, test_batch), read with
+    a restricted unpickler that builds only that format's dicts, lists, strings, numbers and uint8
+    arrays: a crafted batch file cannot run code."""
     if section.root is None:
         raise DataError("data.root must name a CIFAR-10 folder (cifar-10-batches-py); nothing is downloaded")
     root = Path(section.root)
@@ -112,20 +114,53 @@ def cifar10(section: DataSection, split: str) -> Dataset:
         raise DataError(f"CIFAR-10 folder {root} lacks {', '.join(missing)} (the python-pickle format)")
     images, labels = [], []
     for path in files:
-        with open(path, "rb") as f:
-            try:
-                batch = pickle.load(f, encoding="latin1")
-            except Exception as err:
-                raise DataError(f"{path} is not a CIFAR-10 pickle batch: {err}") from None
-        data = np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-        images.extend(data)
-        labels.extend(batch["labels"])
+        batch = _read_cifar_pickle(path)
+        data, batch_labels = batch.get("data"), batch.get("labels")
+        if not (isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim == 2 and data.shape[1] == 3072):
+            raise DataError(f"{path}: 'data' must be a uint8 array (N, 3072), as in CIFAR-10's python format")
+        if not isinstance(batch_labels, list) or len(batch_labels) != len(data):
+            raise DataError(f"{path}: 'labels' must be a list of {len(data)} class indices, one per image")
+        batch_labels = np.asarray(batch_labels)
+        if batch_labels.dtype.kind not in "iu" or ((batch_labels < 0) | (batch_labels >= 10)).any():
+            raise DataError(f"{path}: 'labels' must be class indices in [0, 10)")
+        images.extend(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
+        labels.extend(batch_labels.tolist())
     names = CIFAR10_CLASSES
     meta = root / "batches.meta"
     if meta.exists():
-        with open(meta, "rb") as f:
-            names = list(pickle.load(f, encoding="latin1")["label_names"])
+        names = _read_cifar_pickle(meta).get("label_names")
+        if not (isinstance(names, list) and len(names) == 10 and all(isinstance(n, str) for n in names)):
+            raise DataError(f"{meta}: 'label_names' must be a list of 10 strings")
     return Dataset(images, np.asarray(labels, np.int64), names, [f"{split}-{i:05d}" for i in range(len(labels))])
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """Builds containers, strings, numbers and numpy arrays, scalars and dtypes; any other class or
+    function a pickle names (the way a pickle runs code) is refused."""
+
+    ALLOWED = {
+        (module, name)
+        for module in ("numpy.core.multiarray", "numpy._core.multiarray")
+        for name in ("_reconstruct", "scalar")
+    } | {("numpy", "ndarray"), ("numpy", "dtype")}
+
+    def find_class(self, module: str, name: str) -> type:
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refused {module}.{name}: a CIFAR-10 batch holds only arrays and lists")
+        return super().find_class(module, name)
+
+
+def _read_cifar_pickle(path: Path) -> dict:
+    try:
+        with open(path, "rb") as f:
+            batch = _CifarUnpickler(f, encoding="latin1").load()
+    except Exception as err:  # a pickle can fail in any way; each is "not a CIFAR-10 batch"
+        raise DataError(f"{path} is not a CIFAR-10 pickle batch: {err}") from None
+    if not isinstance(batch, dict):
+        raise DataError(f"{path} is not a CIFAR-10 pickle batch: it holds a {type(batch).__name__}, not a dict")
+    if any(isinstance(value, np.ndarray) and value.dtype.hasobject for value in batch.values()):
+        raise DataError(f"{path} is not a CIFAR-10 pickle batch: it holds an array of Python objects")
+    return batch
 
 
 def image_folder(section: DataSection, split: str) -> Dataset:

@@ -45,13 +45,17 @@ def write_tiny_cifar(root, train=12, test=6):
     for i in range(1, 6):
         batch = {
             "data": rng.integers(0, 256, (train // 5 + 1, 3072), dtype=np.uint8),
-            "labels": list(rng.integers(0, 10, train // 5 + 1)),
+            "labels": [int(c) for c in rng.integers(0, 10, train // 5 + 1)],
         }
         with open(folder / f"data_batch_{i}", "wb") as f:
             pickle.dump(batch, f)
     with open(folder / "test_batch", "wb") as f:
         pickle.dump(
-            {"data": rng.integers(0, 256, (test, 3072), dtype=np.uint8), "labels": list(rng.integers(0, 10, test))}, f
+            {
+                "data": rng.integers(0, 256, (test, 3072), dtype=np.uint8),
+                "labels": [int(c) for c in rng.integers(0, 10, test)],
+            },
+            f,
         )
     with open(folder / "batches.meta", "wb") as f:
         pickle.dump({"label_names": [f"c{i}" for i in range(10)]}, f)
