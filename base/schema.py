@@ -20,6 +20,9 @@ class ConfigError(ValueError):
     """A user error in a run file, a preset or an override; the CLI prints it and exits with code 2."""
 
 
+MAX_YAML_NODES = 100_000  # values in a settings file with every alias expanded; real files have a few hundred
+
+
 class SourceLines:
     """Line numbers of the mapping keys and values of a YAML document, by field path.
 
@@ -74,16 +77,58 @@ def read_yaml(path: str | os.PathLike, what: str) -> tuple[dict, SourceLines]:
         raise ConfigError(f"{path}: cannot read the {what}: {err}") from None
     try:
         node = yaml.compose(text)
+        if node is not None:
+            _check_nodes(node, path, what)
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         raise ConfigError(f"{where}: not valid YAML: {getattr(err, 'problem', None) or err}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: values nested too deeply for a {what}") from None
     if node is None or not isinstance(data, dict):
         raise ConfigError(f"{path}:1: a {what} is a mapping of fields")
     lines = SourceLines(str(path))
     lines.record(node)
     return data, lines
+
+
+def _check_nodes(root: Any, path: Path, what: str) -> None:
+    """Refuse, before anything is built, duplicate keys, an alias inside itself and aliases that
+    expand to more than MAX_YAML_NODES values (a few nested aliases can ask for gigabytes). Each
+    shared node is sized once, so the check costs the file's size, not the expansion's."""
+    import yaml
+
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def size(node: Any) -> int:
+        if id(node) in sizes:
+            return sizes[id(node)]
+        if id(node) in open_nodes:
+            raise ConfigError(f"{path}:{node.start_mark.line + 1}: this anchored value contains an alias to itself")
+        open_nodes.add(id(node))
+        total = 1
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, value_node in node.value:
+                key = key_node.value if isinstance(key_node, yaml.ScalarNode) else id(key_node)
+                line = key_node.start_mark.line + 1
+                if key in seen and key != "<<":
+                    raise ConfigError(f"{path}:{line}: duplicate key {key!r} (first at line {seen[key]}); give it once")
+                seen[key] = line
+                total += size(key_node) + size(value_node)
+        elif isinstance(node, yaml.SequenceNode):
+            total += sum(size(item) for item in node.value)
+        if total > MAX_YAML_NODES:
+            raise ConfigError(
+                f"{path}:{node.start_mark.line + 1}: aliases expand this {what} to more than {MAX_YAML_NODES:,} values"
+            )
+        open_nodes.discard(id(node))
+        sizes[id(node)] = total
+        return total
+
+    size(root)
 
 
 def build(cls: type, data: Any, lines: SourceLines, path: tuple = ()) -> Any:
