@@ -6,7 +6,7 @@ Each case samples kornia's parameters once per round and times the plain augment
 frames and the keyed form on protected frames with those parameters (parameter sampling is the
 same for both, so it is left out of both). Cases: the usual training pipelines (CIFAR-style crop
 with padding + flip at batch 256, 32x32; ImageNet-style resized crop + flip at batch 16, 224x224)
-and every keyed spatial augmentation alone. Target (issue "keyed kornia augmentation"): keyed
+and every keyed spatial augmentation alone. Target: keyed
 <= 1.5x plain. --check first compares keyed and plain outputs on the device (float64 frames), so a
 GPU run checks the keyed forms there too.
 """

@@ -5,7 +5,7 @@
 Each command runs R times, interleaved with two baselines measured in the same rounds: a bare
 `python -c pass` and `python -c "import torch"` (what every command paid before it imported heavy
 modules where they are used). Medians; ratios are against the bare interpreter.
-Targets (issue "One Readout value"): `privcam --help` and `privcam info` <= 1 s, `privcam validate`
+Targets: `privcam --help` and `privcam info` <= 1 s, `privcam validate`
 <= 3 s on a quiet 2-core machine. A run file with `augment:` imports kornia (and so torch) to check
 the augmentations' parameters; it is timed separately.
 """

@@ -3,9 +3,9 @@
     python benchmarks/key_schedule.py [--rounds R]
 
 Targets:
-- issue "Foundation": a 1920x1080 paper-mode permutation in < 0.5 s; shuffling a 1080p RGB frame in
+- a 1920x1080 paper-mode permutation in < 0.5 s; shuffling a 1080p RGB frame in
   a few ms;
-- issue "Secure by default": a fresh per-frame permutation (the keyed PRP, a never-seen nonce) in
+- a fresh per-frame permutation (the keyed PRP, a never-seen nonce) in
   <= 3 ms at 640x480 and <= 15 ms at 1920x1080.
 Baselines measured in the same run: numpy's argsort of the same number of random uint64 (the sort
 the paper's schedule is built on) and a plain copy of the frame (the floor for any shuffle). Numba's

@@ -5,7 +5,7 @@
 Every variant runs in the same process on the same thread count, interleaved round by round
 (the machine is shared and noisy); each number is a median over rounds, and each ratio is
 against the plain model measured in those same rounds.
-Targets (issue "Foundation"): gather <= 1.1x plain at batch 1 and <= 1.25x at batch 64 (VGG16-BN
+Targets: gather <= 1.1x plain at batch 1 and <= 1.25x at batch 64 (VGG16-BN
 CIFAR); all VGG16 tables at 224x224 built in <= 50 ms and held in <= 6 MB.
 """
 

@@ -8,7 +8,7 @@ per-frame case is the default "masked" mode: each frame comes as a KeyedFrames b
 nonce; the network computes that nonce's inverse order (keyed PRP) and mask (ChaCha20), removes the
 mask and moves the frame into its own order (one gather), then runs its unchanged tables. Both run
 interleaved in the same process.
-Target (issue "Secure by default"): the per-frame case <= 1.10x the fixed one, VGG16-BN at 32x32
+Target: the per-frame case <= 1.10x the fixed one, VGG16-BN at 32x32
 and resnet18 at 224x224.
 """
 

@@ -6,7 +6,7 @@ Each case captures an sRGB scene (scikit-image's astronaut, resized) through the
 linearisation, PRNU, shot noise, dark current, DSNU, full well, read/row/column noise, ADC and the
 keyed readout. The baseline, measured in the same run, is a bare NumPy loop of Poisson shot noise,
 Gaussian read noise and ADC rounding (no fixed patterns, no readout).
-Targets (issues "Sensor" and "Secure by default"): >= 60 fps at 640x480 RGB and >= 12 fps at
+Targets: >= 60 fps at 640x480 RGB and >= 12 fps at
 1920x1080 RGB on 2 cores, in the default "masked" mode (a fresh order and value mask per frame).
 """
 

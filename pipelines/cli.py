@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import signal
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -44,12 +45,17 @@ def main(argv: list[str] | None = None) -> int:
     webcam.add_argument("--frames", type=int, help="stop after N frames")
     webcam.add_argument("--record", type=Path, help="also record the window to this MP4")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` and schedulers end a run as Ctrl-C does: cleanly
     try:
         return COMMANDS[args.command](args)
     except (ValueError, FileNotFoundError, KeyboardInterrupt) as err:
         message = "interrupted" if isinstance(err, KeyboardInterrupt) else str(err)
         print(f"privcam {args.command}: error: {message}", file=sys.stderr)
         return USER_ERROR_EXIT
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _run(args) -> int:

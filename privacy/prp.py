@@ -40,7 +40,8 @@ def grid(n: int) -> tuple[int, int]:
 
 
 def round_tables(key: Key, label: str, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """TX (ROUNDS, b) with values in [0, a) and TY (ROUNDS, a) with values in [0, b), int32."""
+    """TX (ROUNDS, b) with values in [0, a) and TY (ROUNDS, a) with values in [0, b), uint32
+    (unsigned, so the kernels index them without negative-index checks)."""
     if not isinstance(key, Key):
         raise TypeError(f"expected a privcam Key, got {type(key).__name__}")
     if not isinstance(n, int | np.integer) or n < 1:
@@ -48,8 +49,8 @@ def round_tables(key: Key, label: str, n: int) -> tuple[np.ndarray, np.ndarray]:
     a, b = grid(int(n))
     seed = _DOMAIN + key.secret + label.encode("utf-8") + b"\0" + int(n).to_bytes(8, "little")
     values = np.frombuffer(hashlib.shake_256(seed).digest(8 * ROUNDS * (a + b)), dtype="<u8")
-    tx = (values[: ROUNDS * b] % np.uint64(a)).astype(np.int32).reshape(ROUNDS, b)
-    ty = (values[ROUNDS * b :] % np.uint64(b)).astype(np.int32).reshape(ROUNDS, a)
+    tx = (values[: ROUNDS * b] % np.uint64(a)).astype(np.uint32).reshape(ROUNDS, b)
+    ty = (values[ROUNDS * b :] % np.uint64(b)).astype(np.uint32).reshape(ROUNDS, a)
     return tx, ty
 
 
@@ -74,24 +75,25 @@ def prp_positions(key: Key, label: str, n: int, positions: np.ndarray, inverse: 
 
 @njit(inline="always")
 def _walk(index, n, tx, ty, inverse):
-    """E(index) (or E^-1) on the a x b grid, cycle-walked into [0, n)."""
-    a, b = ty.shape[1], tx.shape[1]
+    """E(index) (or E^-1) on the a x b grid, cycle-walked into [0, n). Unsigned arithmetic
+    throughout: subtraction is done as + (modulus - t), which stays in [0, 2 * modulus)."""
+    a, b = np.uint32(ty.shape[1]), np.uint32(tx.shape[1])
     rounds = tx.shape[0]
     while True:
-        x = np.int32(index // b)
-        y = np.int32(index - np.int64(x) * b)
+        x = np.uint32(index // b)
+        y = np.uint32(index - np.int64(x) * b)
         if inverse:
             for r in range(rounds - 1, -1, -1):
-                y = y - ty[r, x]
-                y += b * (y < 0)
-                x = x - tx[r, y]
-                x += a * (x < 0)
+                y = y + (b - ty[r, x])
+                y = y - b if y >= b else y
+                x = x + (a - tx[r, y])
+                x = x - a if x >= a else x
         else:
             for r in range(rounds):
                 x = x + tx[r, y]
-                x -= a * (x >= a)
+                x = x - a if x >= a else x
                 y = y + ty[r, x]
-                y -= b * (y >= b)
+                y = y - b if y >= b else y
         index = np.int64(x) * b + y
         if index < n:
             return index
@@ -99,15 +101,15 @@ def _walk(index, n, tx, ty, inverse):
 
 @njit(parallel=True, cache=True, boundscheck=False, fastmath=True)
 def _all_positions(n, tx, ty, inverse, out):
-    a, b = np.int32(ty.shape[1]), np.int32(tx.shape[1])
+    a, b = np.uint32(ty.shape[1]), np.uint32(tx.shape[1])
     rounds = tx.shape[0]
     for block in prange((n + _BLOCK - 1) // _BLOCK):
         start = block * _BLOCK
         count = min(start + _BLOCK, n) - start
-        xs = np.empty(_BLOCK, np.int32)
-        ys = np.empty(_BLOCK, np.int32)
-        x0 = start // b
-        y0 = start - x0 * b
+        xs = np.empty(_BLOCK, np.uint32)
+        ys = np.empty(_BLOCK, np.uint32)
+        x0 = np.uint32(start // b)
+        y0 = np.uint32(start - np.int64(x0) * b)
         for j in range(count):
             xs[j] = x0
             ys[j] = y0
@@ -122,19 +124,19 @@ def _all_positions(n, tx, ty, inverse, out):
                 r = rounds - 1 - step
                 tyr, txr = ty[r], tx[r]
                 for j in range(count):
-                    y = np.int32(ys[j] - tyr[xs[j]])
-                    ys[j] = np.int32(y + b) if y < 0 else y
+                    y = ys[j] + (b - tyr[xs[j]])
+                    ys[j] = y - b if y >= b else y
                 for j in range(count):
-                    x = np.int32(xs[j] - txr[ys[j]])
-                    xs[j] = np.int32(x + a) if x < 0 else x
+                    x = xs[j] + (a - txr[ys[j]])
+                    xs[j] = x - a if x >= a else x
             else:
                 txr, tyr = tx[step], ty[step]
                 for j in range(count):
-                    x = np.int32(xs[j] + txr[ys[j]])
-                    xs[j] = np.int32(x - a) if x >= a else x
+                    x = xs[j] + txr[ys[j]]
+                    xs[j] = x - a if x >= a else x
                 for j in range(count):
-                    y = np.int32(ys[j] + tyr[xs[j]])
-                    ys[j] = np.int32(y - b) if y >= b else y
+                    y = ys[j] + tyr[xs[j]]
+                    ys[j] = y - b if y >= b else y
         for j in range(count):
             index = np.int64(xs[j]) * b + ys[j]
             if index >= n:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import asdict
 
 import numpy as np
@@ -187,8 +188,10 @@ def _format(value: float, name: str) -> str:
 
 
 def _plot(ctx: RunContext, rows: list, labels: list[str]) -> None:
-    """Each attack's result per mode over its chance level: 1 means no better than chance."""
-    figure, axis = subplots(figsize=(11, 0.45 * len(rows) + 1.8))
+    """Each attack's result per mode over its chance level: 1 means no better than chance. Rows
+    without a chance level (the protected frame's own SSIM) are left to the table."""
+    rows = [(name, cells) for name, cells in rows if any(c is not None and c[1] > 0 for c in cells.values())]
+    figure, axis = subplots(figsize=(11, 0.5 * len(rows) + 1.8))
     height = 0.8 / max(len(labels), 1)
     for i, label in enumerate(labels):
         ratios = []
@@ -196,7 +199,8 @@ def _plot(ctx: RunContext, rows: list, labels: list[str]) -> None:
             cell = cells[label]
             ratios.append(np.nan if cell is None or cell[1] <= 0 else cell[0] / cell[1])
         axis.barh(np.arange(len(rows)) + i * height, ratios, height, label=label)
-    axis.set_yticks(np.arange(len(rows)) + 0.4 - height / 2, [name for name, _ in rows], fontsize=7)
+    names = [textwrap.fill(name, 42) for name, _ in rows]
+    axis.set_yticks(np.arange(len(rows)) + 0.4 - height / 2, names, fontsize=7)
     axis.invert_yaxis()
     axis.set_xscale("log")
     axis.axvline(1, color="gray", linestyle=":", label="chance")

@@ -1,7 +1,9 @@
 import json
+import signal
 import stat
 import subprocess
 import sys
+import time
 
 import yaml
 
@@ -134,3 +136,52 @@ def test_help_info_and_validate_import_no_heavy_module(workdir):
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "valid (train task" in result.stdout
+
+
+def test_a_failed_run_leaves_the_finished_runs_files_alone(workdir, monkeypatch, capsys):
+    path = write_config(workdir / "run.yaml", **synthetic_run({"name": "train", "epochs": 1, "batch_size": 16}))
+    assert main(["run", str(path)]) == 0
+    out = workdir / "runs" / "tiny"
+    before = {name: (out / name).read_bytes() for name in ("config.yaml", "metrics.json")}
+
+    class Failing:
+        def run(self, ctx):
+            raise ValueError("the task failed half-way")
+
+    monkeypatch.setattr("privcam.pipelines.runner.task_of", lambda config: Failing())
+    again = write_config(workdir / "again.yaml", **synthetic_run({"name": "train", "epochs": 7, "batch_size": 16}))
+    assert main(["run", str(again)]) == 2
+    assert "the task failed half-way" in capsys.readouterr().err
+    assert {name: (out / name).read_bytes() for name in before} == before
+
+
+def test_a_second_run_on_a_folder_in_use_is_refused(workdir, capsys):
+    from filelock import FileLock
+
+    from privcam.pipelines.runner import LOCK_FILE
+
+    path = write_config(workdir / "run.yaml", **synthetic_run({"name": "train", "epochs": 1, "batch_size": 16}))
+    (workdir / "runs" / "tiny").mkdir(parents=True)
+    with FileLock(workdir / "runs" / "tiny" / LOCK_FILE):  # another run holds the folder
+        assert main(["run", str(path)]) == 2
+    assert "is in use by another privcam run" in capsys.readouterr().err
+    assert not (workdir / "runs" / "tiny" / "metrics.json").exists()
+    assert main(["run", str(path)]) == 0  # free again
+
+
+def test_sigterm_ends_a_run_like_ctrl_c(workdir):
+    path = write_config(
+        workdir / "run.yaml", **synthetic_run({"name": "train", "epochs": 500, "batch_size": 16}, name="long")
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "privcam.pipelines.cli", "run", str(path)], stderr=subprocess.PIPE, text=True
+    )
+    checkpoint = workdir / "runs" / "long" / "checkpoint.pt"
+    for _ in range(600):  # until training is under way (imports take seconds)
+        if checkpoint.exists() or process.poll() is not None:
+            break
+        time.sleep(0.1)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 2 and "interrupted" in err
+    assert not list((workdir / "runs" / "long").glob("*.tmp*"))
