@@ -105,6 +105,15 @@ class FileFormat:
         return {"format": header.get("format"), "metadata": header["metadata"], **arrays}
 
 
+def set_aside(path: str | os.PathLike) -> Path:
+    """Move a file that cannot be read to PATH.corrupt (replacing an older one), so that the run can
+    start that file afresh and the bad one is still there to look at. Returns the new path."""
+    path = Path(path)
+    target = path.with_name(path.name + ".corrupt")
+    os.replace(path, target)
+    return target
+
+
 def _first_line(err: Exception) -> str:
     text = str(err).strip().splitlines()
     return text[0] if text else type(err).__name__

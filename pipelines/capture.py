@@ -18,11 +18,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..base.store import FileFormat, FileFormatError
+from ..base.store import FileFormat, FileFormatError, set_aside
 from ..privacy import AdcFormat, Key, KeyedFrames, Readout, shuffle
 from ..sensor import Sensor, stack_frames
 from .config import RunConfig
-from .sources import load_dataset
+from .sources import content_digest, load_dataset
 from .validate import sensor_config
 
 CAPTURE_FILE = FileFormat("capture", 2)
@@ -72,14 +72,17 @@ def capture_tensors(
     """The split as network input: scenes through the sensor (keyed when `key` is given), or, with
     sensor 'none', scenes scaled to [0, 1] (shuffled in the paper's readout when keyed).
 
-    Captures are cached on disk: the sensor is deterministic given its seed and the frame index
-    (the per-frame nonces of a capture come from its sensor's random prefix, and the cache keeps them).
+    Captures are cached on disk under a digest of everything they depend on, the scenes' content
+    included: the sensor is deterministic given its seed and the frame index (the per-frame nonces
+    of a capture come from its sensor's random prefix, and the cache keeps them).
     """
     sensor = make_sensor(config)
+    dataset = load_dataset(config.data, split)
     # Without a key the readout plays no part: plain captures of every protection mode share a cache.
     sensed = None if sensor is None else (sensor.config if key else sensor.config.replace(readout=Readout()))
     recipe = {
         "data": dict(vars(config.data)),
+        "scenes": content_digest(dataset, limit),
         "split": split,
         "sensor": None if sensed is None else sensed.config_hash,
         "sensor_seed": config.sensor.seed,
@@ -93,8 +96,7 @@ def capture_tensors(
         try:
             return _from_payload(CAPTURE_FILE.load(cache))
         except FileFormatError as err:
-            log.warning("capturing again: %s", err)
-    dataset = load_dataset(config.data, split)
+            log.warning("capturing again: %s; it was moved to %s", err, set_aside(cache))
     images = dataset.images if limit is None else dataset.images[:limit]
     labels = None if dataset.labels is None else torch.from_numpy(dataset.labels[: len(images)])
     progress = tqdm(total=len(images), desc=f"capturing {split}", unit="frame", leave=False)

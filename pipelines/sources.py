@@ -4,6 +4,7 @@ config.DATA_SOURCES."""
 from __future__ import annotations
 
 import gzip
+import hashlib
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,20 @@ class Dataset:
     names: list[str]
     fps: float | None = None  # video sources
     masks: list[np.ndarray] | None = None  # segmentation sources: class id per pixel (H, W)
+
+
+def content_digest(dataset: Dataset, count: int | None = None) -> str:
+    """A digest of the first `count` scenes (all by default), their labels and masks: what the
+    files read gave, so a capture cache or a resumed run notices pictures replaced on disk."""
+    digest = hashlib.blake2b(digest_size=16)
+    count = len(dataset.images) if count is None else count
+    for group in (dataset.images[:count], [] if dataset.masks is None else dataset.masks[:count]):
+        for array in group:
+            digest.update(f"{array.shape}{array.dtype}".encode())
+            digest.update(np.ascontiguousarray(array).data)
+    if dataset.labels is not None:
+        digest.update(np.ascontiguousarray(dataset.labels[:count], dtype=np.int64).data)
+    return digest.hexdigest()
 
 
 def load_dataset(section: DataSection, split: str | None = None) -> Dataset:

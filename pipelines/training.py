@@ -20,7 +20,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ..base.images import subplots, write_figure
-from ..base.store import FileFormat, FileFormatError
+from ..base.store import FileFormat, FileFormatError, set_aside
 from .config import TrainParams
 
 CHECKPOINT_FILE = FileFormat("checkpoint", 1)
@@ -165,13 +165,14 @@ def _scheduler(optimizer: torch.optim.Optimizer, settings: TrainParams, steps_pe
 
 
 def _load_checkpoint(path: Path) -> dict | None:
-    """The checkpoint to resume from; None when there is none, or when it cannot be read (logged)."""
+    """The checkpoint to resume from; None when there is none. One that cannot be read is set
+    aside (checkpoint.pt.corrupt, logged) and training starts from scratch."""
     if not path.exists():
         return None
     try:
         return CHECKPOINT_FILE.load(path)
     except FileFormatError as err:
-        log.warning("training from scratch: %s", err)
+        log.warning("training from scratch: %s; it was moved to %s", err, set_aside(path))
         return None
 
 

@@ -17,7 +17,9 @@ from ...base.video import VideoWriter
 from ...sensor import Frame
 from ..capture import make_sensor
 from ..catalogue import RunContext
-from ..sources import load_dataset
+from ..sources import content_digest, load_dataset
+
+IDENTITY_FILE = "identity.json"
 
 
 def run(ctx: RunContext) -> dict:
@@ -25,6 +27,7 @@ def run(ctx: RunContext) -> dict:
     sensor = make_sensor(config)
     dataset = load_dataset(config.data)
     frames_dir, previews_dir = ctx.out / "frames", ctx.out / "previews"
+    _claim(ctx.out, _identity(config, dataset, sensor, key))
     frames_dir.mkdir(parents=True, exist_ok=True)
     if ctx.params.previews:
         previews_dir.mkdir(exist_ok=True)
@@ -62,6 +65,37 @@ def run(ctx: RunContext) -> dict:
         _write_video(ctx.out / "protected.mp4", [f.to_rgb8() for f in frames], fps)
         _write_video(ctx.out / "revealed.mp4", [f.reveal(key).to_rgb8() for f in frames], fps)
     return stats
+
+
+def _identity(config, dataset, sensor, key) -> dict:
+    """Everything the frames of a simulate run depend on: a resumed run must match it all."""
+    return {
+        "data": dict(vars(config.data)),
+        "scenes": content_digest(dataset),
+        "sensor": sensor.config.config_hash,
+        "sensor_seed": config.sensor.seed,
+        "key_fingerprint": key.fingerprint,
+    }
+
+
+def _claim(out: Path, identity: dict) -> None:
+    """Record what this run's frames are made from (identity.json); a folder whose frames were
+    made from anything else is refused, naming what differs."""
+    path = out / IDENTITY_FILE
+    if path.exists():
+        try:
+            before = json.loads(path.read_text())
+        except (OSError, ValueError) as err:
+            raise ValueError(f"{path} cannot be read ({err}); remove the folder or choose another output.dir") from None
+        changed = sorted(name for name in identity.keys() | before.keys() if before.get(name) != identity.get(name))
+        if changed:
+            raise ValueError(
+                f"{out} holds frames of another run: {', '.join(changed)} differ; "
+                "choose another output.dir or remove the folder"
+            )
+        return
+    with atomic_write(path, "w") as f:
+        json.dump(identity, f, indent=2)
 
 
 def _check_same_run(frame: Frame, sensor, key, path: Path) -> None:
