@@ -7,7 +7,9 @@ file, the line when it is known, the field, and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import re
 import types
 import typing
 from pathlib import Path
@@ -17,7 +19,33 @@ from .registry import did_you_mean
 
 
 class ConfigError(ValueError):
-    """A user error in a run file, a preset or an override; the CLI prints it and exits with code 2."""
+    """A user error in a run file, a preset or an override; the CLI prints it and exits with code 2.
+    One error may list several problems, a line each, in the file's order (ConfigError.joined)."""
+
+    @classmethod
+    def joined(cls, errors: list[ConfigError]) -> ConfigError:
+        """One error listing the problems of `errors`, sorted by line (overrides and whole-file
+        problems last), each once."""
+        problems = dict.fromkeys(line for err in errors for line in str(err).splitlines())
+        return cls("\n".join(sorted(problems, key=_line_number)))
+
+
+def _line_number(problem: str) -> tuple[int, int]:
+    match = re.search(r":(\d+): ", problem)
+    return (0, int(match.group(1))) if match else (1, 0)
+
+
+def bounds(
+    ge: float | None = None, gt: float | None = None, le: float | None = None, length: int | None = None
+) -> dict[str, dict]:
+    """Field metadata that `build` checks: ge/gt/le for a number (or for every item of a list of
+    numbers), length for a list. Floats must be finite in any case.
+
+    Example:
+        >>> lr: float = field(default=0.1, metadata=bounds(gt=0))  # doctest: +SKIP
+    """
+    declared = (("ge", ge), ("gt", gt), ("le", le), ("length", length))
+    return {"bounds": {name: value for name, value in declared if value is not None}}
 
 
 MAX_YAML_NODES = 100_000  # values in a settings file with every alias expanded; real files have a few hundred
@@ -134,8 +162,9 @@ def _check_nodes(root: Any, path: Path, what: str) -> None:
 def build(cls: type, data: Any, lines: SourceLines, path: tuple = ()) -> Any:
     """Validate mapping `data` against dataclass `cls` and build it.
 
-    Unknown fields, missing required fields and values of the wrong type raise ConfigError naming
-    the file, line and field. Fields whose metadata says {"internal": True} are not settable.
+    Unknown fields, missing required fields, values of the wrong type and values outside a field's
+    declared bounds (`bounded`) raise one ConfigError listing every problem with file, line and
+    field. Fields whose metadata says {"internal": True} are not settable.
     """
     where = lines.where(path)
     name = ".".join(map(str, path)) or "the file"
@@ -143,25 +172,57 @@ def build(cls: type, data: Any, lines: SourceLines, path: tuple = ()) -> Any:
         raise ConfigError(f"{where}: {name} must be a mapping, got {_kind(data)}")
     fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
     hints = typing.get_type_hints(cls)
+    values, errors = {}, []
     for key in data:
         if key not in fields:
-            raise ConfigError(
-                f"{lines.where((*path, key))}: unknown field {_dotted((*path, key))!r}{did_you_mean(key, fields)}; "
-                f"allowed: {', '.join(fields)}"
+            errors.append(
+                ConfigError(
+                    f"{lines.where((*path, key))}: unknown field {_dotted((*path, key))!r}"
+                    f"{did_you_mean(key, fields)}; allowed: {', '.join(fields)}"
+                )
             )
-    values = {}
     for field_name, spec in fields.items():
         if field_name not in data:
             if spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
-                raise ConfigError(f"{where}: {name} needs the field {field_name!r}")
+                errors.append(ConfigError(f"{where}: {name} needs the field {field_name!r}"))
             continue
-        values[field_name] = check_value(hints[field_name], data[field_name], lines, (*path, field_name))
+        field_path = (*path, field_name)
+        try:
+            values[field_name] = check_value(hints[field_name], data[field_name], lines, field_path)
+            _check_bounds(values[field_name], spec.metadata.get("bounds", {}), lines, field_path)
+        except ConfigError as err:
+            errors.append(err)
+    if errors:
+        raise ConfigError.joined(errors)
     try:
         return cls(**values)
     except ConfigError:
         raise
     except ValueError as err:
         raise ConfigError(f"{where}: {err}") from None
+
+
+def _check_bounds(value: Any, bounds: dict, lines: SourceLines, path: tuple) -> None:
+    where, name = lines.where(path), _dotted(path)
+    if value is None:
+        return
+    if isinstance(value, list | tuple):
+        if "length" in bounds and len(value) != bounds["length"]:
+            raise ConfigError(f"{where}: {name} must be a list of {bounds['length']} values, got {len(value)}")
+        for item in value:
+            _check_bounds(item, {k: v for k, v in bounds.items() if k != "length"}, lines, path)
+        return
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where}: {name} must be a finite number, got {value!r}")
+    for op, limit, holds in (
+        (">=", bounds.get("ge"), lambda v, x: v >= x),
+        (">", bounds.get("gt"), lambda v, x: v > x),
+        ("<=", bounds.get("le"), lambda v, x: v <= x),
+    ):
+        if limit is not None and not holds(value, limit):
+            raise ConfigError(f"{where}: {name} must be {op} {limit}, got {value!r}")
 
 
 def check_value(hint: Any, value: Any, lines: SourceLines, path: tuple) -> Any:

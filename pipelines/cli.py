@@ -61,11 +61,13 @@ def _interrupt(signum: int, frame: object) -> None:
 def _run(args) -> int:
     from .config import load_run_config
     from .runner import run
+    from .training import is_main_process
 
     config = load_run_config(args.config, args.overrides)
     metrics = run(config)
-    print(json.dumps(_headline(metrics), indent=2))
-    print(f"output in {config.output_dir}")
+    if is_main_process():  # under torchrun, rank 0 speaks for the run
+        print(json.dumps(_headline(metrics), indent=2))
+        print(f"output in {config.output_dir}")
     return 0
 
 
@@ -82,11 +84,10 @@ def _validate(args) -> int:
 def _keygen(args) -> int:
     from ..privacy import Key
 
-    if args.path.exists() and not args.force:
+    if args.path.is_file() and not args.force:
         raise ValueError(f"{args.path} exists; use --force to replace it (the old key is then lost)")
-    args.path.parent.mkdir(parents=True, exist_ok=True)
     key = Key.generate()
-    key.save(args.path)
+    key.save(args.path, overwrite=args.force)
     print(f"wrote {args.path} (mode 0600), fingerprint {key.fingerprint}")
     return 0
 
@@ -101,7 +102,7 @@ def _webcam(args) -> int:
     from .config import load_run_config
     from .runner import run
 
-    overrides = [f"task.frames={args.frames}"] if args.frames else []
+    overrides = [] if args.frames is None else [f"task.frames={args.frames}"]
     if args.source:
         overrides.append(f"task.source={json.dumps(args.source)}")  # quoted: a camera index stays text
     if args.headless:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..base.registry import Registry
-from ..base.schema import ConfigError, SourceLines, build, read_yaml
+from ..base.schema import ConfigError, SourceLines, bounds, build, read_yaml
 
 # Data sources by name; each is a function (section, split) -> Dataset in sources.py, imported on use.
 DATA_SOURCES: Registry[Any] = Registry("data source")
@@ -44,24 +44,26 @@ class DataSection:
     root: str | None = None  # dataset folder (fashion_mnist, cifar10, image_folder)
     path: str | None = None  # a video file
     split: Literal["train", "test"] = "test"
-    limit: int | None = None  # use only the first N items
-    size: list[int] | None = None  # [H, W]: resize in the scene domain, before capture
-    classes: int = 3  # synthetic source: number of classes
-    count: int = 64  # synthetic source: number of images
+    limit: int | None = field(default=None, metadata=bounds(ge=1))  # use only the first N items
+    size: list[int] | None = field(
+        default=None, metadata=bounds(ge=1, length=2)
+    )  # [H, W]: resize in the scene domain, before capture
+    classes: int = field(default=3, metadata=bounds(ge=1))  # synthetic source: number of classes
+    count: int = field(default=64, metadata=bounds(ge=1))  # synthetic source: number of images
 
 
 @dataclass
 class SensorSection:
     preset: str = "machine_vision_12bit"  # a sensor preset, or "none" to feed scenes directly
-    seed: int = 0  # temporal noise
+    seed: int = field(default=0, metadata=bounds(ge=0))  # temporal noise
     overrides: dict = field(default_factory=dict)  # SensorConfig fields, e.g. {readout: {mode: per_frame}}
 
 
 @dataclass
 class ModelSection:
     arch: str = "small_cnn"
-    num_classes: int = 10
-    in_channels: int = 1
+    num_classes: int = field(default=10, metadata=bounds(ge=1))
+    in_channels: int = field(default=1, metadata=bounds(ge=1))
     weights: str | None = None
     keyed: bool = False  # run the model keyed (to_keyed) on protected frames
     backend: Literal["gather", "deform"] = "gather"
@@ -76,7 +78,7 @@ class OutputSection:
 class RunConfig:
     name: str
     task: dict
-    seed: int = 0
+    seed: int = field(default=0, metadata=bounds(ge=0))
     key: KeySection = field(default_factory=KeySection)
     data: DataSection = field(default_factory=DataSection)
     sensor: SensorSection = field(default_factory=SensorSection)
@@ -118,13 +120,13 @@ Unit = Literal["pixel", "quad", "block"]
 
 @dataclass
 class TrainParams:
-    epochs: int = 8
-    batch_size: int = 128
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
+    epochs: int = field(default=8, metadata=bounds(ge=1))
+    batch_size: int = field(default=128, metadata=bounds(ge=1))
+    lr: float = field(default=0.1, metadata=bounds(gt=0))
+    momentum: float = field(default=0.9, metadata=bounds(ge=0, le=1))
+    weight_decay: float = field(default=5e-4, metadata=bounds(ge=0))
     schedule: Literal["onecycle", "cosine", "step"] = "onecycle"
-    seed: int = 0
+    seed: int = field(default=0, metadata=bounds(ge=0))
 
 
 @dataclass
@@ -135,10 +137,12 @@ class EvaluateParams:
 @dataclass
 class ReproduceParams:
     modes: list[Mode] = field(default_factory=lambda: ["paper", "per_frame", "masked"])  # a table per mode
-    finetune_epochs: int = 2
-    finetune_lr: float = 0.01
-    finetune_limit: int | None = None  # protected training frames for the fine-tuning row (None: all)
-    batch_size: int = 128
+    finetune_epochs: int = field(default=2, metadata=bounds(ge=1))
+    finetune_lr: float = field(default=0.01, metadata=bounds(gt=0))
+    finetune_limit: int | None = field(
+        default=None, metadata=bounds(ge=1)
+    )  # protected training frames for the fine-tuning row (None: all)
+    batch_size: int = field(default=128, metadata=bounds(ge=1))
 
 
 @dataclass
@@ -147,27 +151,35 @@ class AttackParams:
     units: list[Unit] | None = None  # readout units to try (None: the sensor's own)
     # learned: wrong key, pretrained, fine-tuning, MLP and histogram classifiers (labels and weights)
     attacks: list[Literal[ATTACKS]] = field(default_factory=lambda: list(ATTACKS))
-    finetune_epochs: int = 2
-    finetune_lr: float = 0.01
-    finetune_limit: int | None = 20000
-    mlp_epochs: int = 5
-    train_limit: int | None = 20000  # training frames of the MLP and histogram attacks
-    histogram_bins: int = 32
-    histogram_epochs: int = 20
-    kpa_max_frames: int = 8
-    kpa_trials: int = 5
-    visual_frames: int = 500
-    ciphertext_frames: int | None = None  # protected test frames the ciphertext-only attack sees (None: all)
-    jigsaw_frames: int = 5  # frames the single-frame jigsaw is tried on, one at a time
-    batch_size: int = 128
+    finetune_epochs: int = field(default=2, metadata=bounds(ge=1))
+    finetune_lr: float = field(default=0.01, metadata=bounds(gt=0))
+    finetune_limit: int | None = field(default=20000, metadata=bounds(ge=1))
+    mlp_epochs: int = field(default=5, metadata=bounds(ge=1))
+    train_limit: int | None = field(
+        default=20000, metadata=bounds(ge=1)
+    )  # training frames of the MLP and histogram attacks
+    histogram_bins: int = field(default=32, metadata=bounds(ge=2))
+    histogram_epochs: int = field(default=20, metadata=bounds(ge=1))
+    kpa_max_frames: int = field(default=8, metadata=bounds(ge=1))
+    kpa_trials: int = field(default=5, metadata=bounds(ge=1))
+    visual_frames: int = field(
+        default=500, metadata=bounds(ge=2)
+    )  # key extraction is scored on the frames after the first
+    ciphertext_frames: int | None = field(
+        default=None, metadata=bounds(ge=2)
+    )  # protected test frames the ciphertext-only attack sees
+    jigsaw_frames: int = field(
+        default=5, metadata=bounds(ge=1)
+    )  # frames the single-frame jigsaw is tried on, one at a time
+    batch_size: int = field(default=128, metadata=bounds(ge=1))
 
 
 @dataclass
 class SegmentParams(TrainParams):
     train: bool = True  # false: evaluate model.weights, no training
     modes: list[Mode] = field(default_factory=lambda: ["paper", "per_frame", "masked"])  # protection modes
-    train_limit: int | None = None  # training scenes (None: all)
-    overlays: int = 4  # test scenes shown in overlays.png
+    train_limit: int | None = field(default=None, metadata=bounds(ge=1))  # training scenes (None: all)
+    overlays: int = field(default=4, metadata=bounds(ge=0))  # test scenes shown in overlays.png
 
 
 @dataclass
@@ -179,13 +191,15 @@ class SimulateParams:
 @dataclass
 class WebcamParams:
     source: str = "synthetic"  # a camera index ("0"), a video file, or "synthetic"
-    width: int = 640
-    height: int = 480
-    frames: int | None = None  # stop after N frames
+    width: int = field(default=640, metadata=bounds(ge=32))
+    height: int = field(default=480, metadata=bounds(ge=32))
+    frames: int | None = field(default=None, metadata=bounds(ge=1))  # stop after N frames
     headless: bool = False
     record: str | None = None  # an MP4 of the window
     snapshots: str = "runs/webcam/snapshots"
-    classifier_size: list[int] = field(default_factory=lambda: [28, 28])  # [H, W] of the binned capture
+    classifier_size: list[int] = field(
+        default_factory=lambda: [28, 28], metadata=bounds(ge=4, length=2)
+    )  # [H, W], binned capture
     class_names: list[str] | None = None  # the classifier's classes (default: Fashion-MNIST's)
 
 

@@ -21,7 +21,6 @@ def load_or_create_key(config: RunConfig) -> Key:
             raise ConfigError(f"{config.where('key', 'path')}: create the key before torchrun: privcam keygen {path}")
         if not config.key.create:
             raise ConfigError(f"{config.where('key', 'path')}: key file {path} does not exist (privcam keygen {path})")
-        path.parent.mkdir(parents=True, exist_ok=True)
         Key.generate().save(path)
         log.info("created a new key at %s (mode 0600)", path)
     return Key.load(path)

@@ -6,6 +6,8 @@ Only the augmentation check imports kornia (and so torch); everything else is qu
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,29 +19,81 @@ from .config import DATA_SOURCES, RunConfig
 
 
 def validate(config: RunConfig) -> Any:
-    """Check everything that can be checked without data; returns the task's validated fields."""
+    """Check everything that can be checked without data; returns the task's validated fields.
+
+    Every problem found is reported at once, in the file's order (one ConfigError, a line each).
+    """
+    errors: list[ConfigError] = []
+
+    def check(fn: Callable[[], Any]) -> Any:
+        try:
+            return fn()
+        except ConfigError as err:
+            errors.append(err)
+            return None
+
     for path, value, registry in [
         (("data", "source"), config.data.source, DATA_SOURCES),
         (("model", "arch"), config.model.arch, MODELS),
     ]:
-        _check_name(config, path, value, registry.names())
+        check(lambda path=path, value=value, registry=registry: _check_name(config, path, value, registry.names()))
     if config.protected:
-        _check_name(config, ("sensor", "preset"), config.sensor.preset, [*PRESETS.names(), "none"])
-    task = task_of(config)
-    task_fields = {k: v for k, v in config.task.items() if k != "name"}
-    params = build(task.params, task_fields, config.lines, ("task",))
-    _check_needs(config, task, params)
-    if config.protected:
-        sensor_config(config)
-    if config.augment:
-        if task.trains is None:
-            raise ConfigError(
-                f"{config.where('augment')}: task {config.task['name']!r} does not train; augment applies to training"
-            )
-        from .augmentation import build_augmentation
-
-        build_augmentation(config, protected=task.trains(config))
+        check(lambda: _check_name(config, ("sensor", "preset"), config.sensor.preset, [*PRESETS.names(), "none"]))
+    check(lambda: _check_files(config))
+    check(lambda: _check_output(config))
+    task = check(lambda: task_of(config))
+    params = None
+    if task is not None:
+        task_fields = {k: v for k, v in config.task.items() if k != "name"}
+        params = check(lambda: build(task.params, task_fields, config.lines, ("task",)))
+        if params is not None:
+            check(lambda: _check_needs(config, task, params))
+    if config.protected and config.sensor.preset in PRESETS.names():
+        check(lambda: sensor_config(config))
+    if config.augment and task is not None:
+        check(lambda: _check_augment(config, task))
+    if errors:
+        raise ConfigError.joined(errors)
     return params
+
+
+def _check_augment(config: RunConfig, task: Task) -> None:
+    if task.trains is None:
+        raise ConfigError(
+            f"{config.where('augment')}: task {config.task['name']!r} does not train; augment applies to training"
+        )
+    from .augmentation import build_augmentation
+
+    build_augmentation(config, protected=task.trains(config))
+
+
+def _check_files(config: RunConfig) -> None:
+    """The data the run file names is there: data.root for the folder sources, data.path for a video."""
+    data = config.data
+    if data.root is not None and not Path(data.root).is_dir():
+        raise ConfigError(f"{config.where('data', 'root')}: data.root {data.root} is not a folder")
+    if data.source == "video":
+        if data.path is None:
+            raise ConfigError(f"{config.where('data')}: the video source needs data.path, a video file")
+        if not Path(data.path).is_file():
+            raise ConfigError(f"{config.where('data', 'path')}: video file {data.path} does not exist")
+
+
+def _check_output(config: RunConfig) -> None:
+    """output.dir names only {name}, and the folder can be made and written."""
+    try:
+        out = config.output_dir
+    except (KeyError, IndexError, ValueError) as err:
+        raise ConfigError(
+            f"{config.where('output', 'dir')}: output.dir {config.output.dir!r} may use only {{name}} ({err})"
+        ) from None
+    existing = out
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"{config.where('output', 'dir')}: output folder {out}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"{config.where('output', 'dir')}: output folder {out}: {existing} is not writable")
 
 
 def task_of(config: RunConfig) -> Task:

@@ -22,6 +22,27 @@ class KeyMismatchError(ValueError):
     """Frames, a network or a checkpoint made with one key met another key."""
 
 
+def _file_kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "folder"
+    if stat.S_ISFIFO(mode):
+        return "FIFO"
+    if stat.S_ISLNK(mode):
+        return "symbolic link"
+    return "regular file" if stat.S_ISREG(mode) else "special file"
+
+
+def _make_private_folders(folder: Path) -> None:
+    """Create `folder` and its missing parents with mode 0700 (mkdir's mode is masked by the umask)."""
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for made in reversed(missing):
+        made.mkdir()
+        made.chmod(0o700)
+
+
 def check_fingerprint(key: Key, fingerprint: str, what: str) -> None:
     """Raise KeyMismatchError unless `key` has `fingerprint`; `what` names the thing made with it."""
     if key.fingerprint != fingerprint:
@@ -63,12 +84,17 @@ class Key:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Key:
-        """Read a key file, refusing one that group or others may read (as ssh does)."""
+        """Read a key file, refusing one that group or others may read (as ssh does), and anything
+        that is not a regular file (a folder, or a FIFO that would block the read)."""
         path = Path(path)
         try:
             mode = path.stat().st_mode
         except FileNotFoundError:
             raise KeyFileError(f"key file {path} does not exist (create one with Key.generate().save(path))") from None
+        except OSError as err:
+            raise KeyFileError(f"key file {path} cannot be read: {err.strerror}") from None
+        if not stat.S_ISREG(mode):
+            raise KeyFileError(f"key file {path} is a {_file_kind(mode)}, not a key file")
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
             raise KeyFileError(
                 f"key file {path} has permissions {stat.filemode(mode)}: it must be readable by its owner only "
@@ -78,10 +104,20 @@ class Key:
             return cls.from_hex(path.read_text(encoding="ascii"))
         except (ValueError, UnicodeDecodeError) as err:
             raise KeyFileError(f"key file {path} is not a privcam key: {err}") from None
+        except OSError as err:
+            raise KeyFileError(f"key file {path} cannot be read: {err.strerror}") from None
 
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write the key as hex with mode 0600, atomically (temporary name, then rename)."""
+    def save(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
+        """Write the key as hex with mode 0600, atomically (temporary name, then rename). An existing
+        key is replaced only with overwrite=True: a lost key makes its frames unreadable for good.
+        Missing parent folders are made with mode 0700, whatever the umask."""
         path = Path(path)
+        if path.exists() or path.is_symlink():
+            if not path.is_file():
+                raise KeyFileError(f"{path} is a {_file_kind(path.lstat().st_mode)}; a key file goes there")
+            if not overwrite:
+                raise KeyFileError(f"key file {path} exists; replacing it makes its frames unreadable (overwrite=True)")
+        _make_private_folders(path.parent)
         with atomic_write(path, "w", permissions=0o600) as f:
             f.write(self._secret.hex() + "\n")
         return path

@@ -50,10 +50,10 @@ def gather_reduce(tokens: torch.Tensor, table: torch.Tensor, zero_row: bool, red
         step = max(1, CPU_CHUNK_BYTES // (taps * channels * tokens.element_size()))
     parts = [
         reduce(rows.index_select(0, index[start : start + step].view(-1)).view(-1, taps, channels), start, start + step)
-        for start in range(0, total, step)
+        for start in range(0, max(total, 1), step)  # an empty batch still goes through once: (0, C_out)
     ]
     out = parts[0] if len(parts) == 1 else torch.cat(parts)
-    return out.view(batch, n_out, -1)
+    return out.view(batch, n_out, out.shape[-1])
 
 
 def matmul_rows(rows: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:

@@ -24,7 +24,7 @@ from ...augment import KeyedAugmentation
 from ...base.atomic import atomic_write
 from ...base.images import write_png
 from ...nets import BACKENDS, create_model, to_keyed
-from ...privacy import AdcFormat, Key, KeyedFrames, Readout, shuffle, unshuffle
+from ...privacy import AdcFormat, Key, KeyedFrames, KeyFileError, Readout, shuffle, unshuffle
 from ...privacy.mask import apply_mask, remove_mask
 from ..attacks.visual import psnr
 
@@ -241,11 +241,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--size must be a positive multiple of 32 (resnet18 downsamples by 32), got {args.size}")
     args.out.mkdir(parents=True, exist_ok=True)
     if args.key is not None:
-        key, key_note = Key.load(args.key), f"loaded from {args.key}"
+        try:
+            key, key_note = Key.load(args.key), f"loaded from {args.key}"
+        except KeyFileError as err:
+            parser.error(str(err))
     else:
         key_path = args.out / "demo.key"
         key = Key.generate()
-        key.save(key_path)
+        key.save(key_path, overwrite=True)  # a new demo, a new key: the output folder is rewritten with it
         key_note = f"new key saved to {key_path}, mode 0600"
     metrics = run_demo(args.out, key, args.image, args.size, args.backend)
     print(report(metrics, args.out, key_note))

@@ -46,12 +46,21 @@ class LoopState:
 
 
 def open_source(source: str, size: tuple[int, int]) -> tuple[Iterator[np.ndarray], str]:
-    """RGB frames (H, W, 3) uint8 from a camera, a file or the synthetic scene, and a description."""
-    if source != "synthetic":
-        capture = cv2.VideoCapture(int(source) if source.isdigit() else source)
+    """RGB frames (H, W, 3) uint8 from a camera, a file or the synthetic scene, and a description.
+    A missing camera falls back to the synthetic scene (said on stdout); a missing or unreadable
+    video file is an error, since the user asked for that file."""
+    if source.isdigit():
+        capture = cv2.VideoCapture(int(source))
         if capture.isOpened():
-            return _read_capture(capture, size), f"source {source}"
-        print(f"privcam webcam: cannot open {source!r} (no camera or file there); using the synthetic source")
+            return _read_capture(capture, size), f"camera {source}"
+        print(f"privcam webcam: no camera {source}; using the synthetic source")
+    elif source != "synthetic":
+        if not Path(source).is_file():
+            raise ValueError(f"webcam source {source!r}: no such video file (or give a camera index, or 'synthetic')")
+        capture = cv2.VideoCapture(source)
+        if not capture.isOpened():
+            raise ValueError(f"webcam source {source}: OpenCV cannot read this video file")
+        return _read_capture(capture, size), f"video {source}"
     return synthetic_scene(size), "synthetic source (Fashion-MNIST items, or scikit-image pictures)"
 
 
@@ -184,6 +193,9 @@ def run_loop(config: RunConfig, params: WebcamParams, key: Key, out: Path) -> di
         print("privcam webcam: no display (DISPLAY is not set); running headless")
     if not display and params.record is None:
         params.record = str(out / "webcam.mp4")
+    recording = None if params.record is None else Path(params.record)
+    if recording is not None:
+        _check_writable(recording)
     frames, description = open_source(params.source, size)
     sensor = make_sensor(config)
     sensors = sensors_by_mode(sensor, config.sensor.seed)
@@ -194,7 +206,6 @@ def run_loop(config: RunConfig, params: WebcamParams, key: Key, out: Path) -> di
     last = time.perf_counter()
     scene = next(frames, None)
     print(f"privcam webcam: {description}, {size[0]}x{size[1]}, key {key.fingerprint}")
-    recording = None if params.record is None else Path(params.record)
     if recording is not None:
         recording.parent.mkdir(parents=True, exist_ok=True)
     with VideoWriter(recording, 25) if recording is not None else contextlib.nullcontext() as video:
@@ -255,6 +266,20 @@ def _handle_key(key_code: int, state: LoopState, frame, snapshots: Path, window:
         write_png(stem.with_name(stem.name + "-window.png"), window)
         print(f"privcam webcam: saved {stem}.npz and PNGs")
     return False
+
+
+def _check_writable(path: Path) -> None:
+    """A recording can be written at `path`: no file stands where a folder must be, and the first
+    existing folder is writable."""
+    if path.is_dir():
+        raise ValueError(f"webcam recording {path} is a folder; give an .mp4 file name")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ValueError(f"webcam recording {path}: {folder} is a file, not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"webcam recording {path}: {folder} is not writable")
 
 
 def run(ctx: RunContext) -> dict:

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from privcam.nets import KeyConversionError, create_model, list_models, load_keyed, to_keyed
-from privcam.privacy import AdcFormat, KeyMismatchError, Readout, ReadoutError, shuffle, unshuffle
+from privcam.privacy import AdcFormat, Key, KeyMismatchError, Readout, ReadoutError, shuffle, unshuffle
 
 from conftest import keyed_and_plain_outputs, protect, randomize_batchnorm
 
@@ -366,3 +366,14 @@ def test_frames_of_another_key_mode_unit_or_size_are_refused(key, other_key):
         to_keyed(model, key, (3, 32, 32), readout=Readout(mode="masked", nonce=0))
     with pytest.raises(ReadoutError, match="'masked' readout needs the frame's nonce"):
         to_keyed(model, key, (3, 32, 32), readout=Readout(mode="masked"), adc=adc)
+
+
+@pytest.mark.parametrize("backend", ["gather", "deform"])
+def test_an_empty_batch_gives_an_empty_output_as_the_plain_model_does(backend):
+    key = Key.generate()
+    for arch, kwargs, size in [("small_cnn", {"num_classes": 10, "in_channels": 1}, (1, 28, 28)),
+                               ("unet_small", {"num_classes": 3}, (3, 32, 32))]:  # fmt: skip
+        model = create_model(arch, **kwargs).eval()
+        keyed = to_keyed(model, key, size, backend=backend)
+        empty = torch.zeros(0, *size)
+        assert keyed(empty).shape == model(empty).shape

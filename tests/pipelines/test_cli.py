@@ -1,10 +1,12 @@
 import json
+import os
 import signal
 import stat
 import subprocess
 import sys
 import time
 
+import pytest
 import yaml
 
 from privcam.pipelines.cli import main
@@ -185,3 +187,77 @@ def test_sigterm_ends_a_run_like_ctrl_c(workdir):
     _, err = process.communicate(timeout=60)
     assert process.returncode == 2 and "interrupted" in err
     assert not list((workdir / "runs" / "long").glob("*.tmp*"))
+
+
+def test_validate_reports_every_error_at_once_in_file_order(workdir, capsys):
+    path = workdir / "run.yaml"
+    path.write_text(
+        "name: x\n"  # 1
+        "task:\n"  # 2
+        "  name: train\n"  # 3
+        "  batch_size: 0\n"  # 4
+        "  epochs: -1\n"  # 5
+        "  lr: .inf\n"  # 6
+        "data:\n"  # 7
+        "  source: synthetic\n"  # 8
+        "  classes: 0\n"  # 9
+        "  size: [28]\n"  # 10
+        "  limit: -1\n"  # 11
+        "model:\n"  # 12
+        "  num_classes: 0\n"  # 13
+        "output:\n"  # 14
+        "  dir: 'runs/{nam}'\n"  # 15
+    )
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    expected = [
+        f"{path}:9: data.classes must be >= 1, got 0",
+        f"{path}:10: data.size must be a list of 2 values, got 1",
+        f"{path}:11: data.limit must be >= 1, got -1",
+        f"{path}:13: model.num_classes must be >= 1, got 0",
+    ]
+    positions = [err.find(line) for line in expected]
+    assert -1 not in positions and positions == sorted(positions), err
+    # the task's own fields and output.dir are checked once the file's sections are built
+    path.write_text(
+        path.read_text().replace("  classes: 0\n  size: [28]\n  limit: -1\n", "").replace("_classes: 0", "_classes: 3")
+    )
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    expected = [
+        f"{path}:4: task.batch_size must be >= 1, got 0",
+        f"{path}:5: task.epochs must be >= 1, got -1",
+        f"{path}:6: task.lr must be a finite number, got inf",
+        f"{path}:12: output.dir 'runs/{{nam}}' may use only {{name}}",
+    ]
+    positions = [err.find(line) for line in expected]
+    assert -1 not in positions and positions == sorted(positions), err
+
+
+def test_validate_checks_named_files_and_the_output_folder(workdir, capsys):
+    path = workdir / "run.yaml"
+    (workdir / "a_file").write_text("")
+    path.write_text(
+        "name: x\ntask: {name: simulate}\ndata:\n  source: video\n  path: missing.mp4\noutput:\n  dir: a_file/run\n"
+    )
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:5: video file missing.mp4 does not exist" in err
+    assert f"{path}:7: output folder a_file/run: a_file is a file, not a folder" in err
+    path.write_text("name: x\ntask: {name: train}\ndata: {source: image_folder, root: nowhere}\n")
+    assert main(["validate", str(path)]) == 2
+    assert f"{path}:3: data.root nowhere is not a folder" in capsys.readouterr().err
+
+
+def test_keygen_and_demo_key_mistakes_are_clear_errors(workdir, capsys):
+    from privcam.pipelines.tasks.demo import main as demo_main
+
+    (workdir / "folder").mkdir()
+    assert main(["keygen", str(workdir / "folder"), "--force"]) == 2
+    assert "is a folder; a key file goes there" in capsys.readouterr().err
+    (workdir / "loose.key").write_text("00" * 32 + "\n")
+    os.chmod(workdir / "loose.key", 0o644)
+    for key_file, message in [("missing.key", "does not exist"), ("loose.key", "chmod 600")]:
+        with pytest.raises(SystemExit) as info:
+            demo_main(["--key", str(workdir / key_file), "--out", str(workdir / "demo")])
+        assert info.value.code == 2 and message in capsys.readouterr().err

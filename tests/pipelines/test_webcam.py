@@ -49,5 +49,19 @@ def test_missing_camera_falls_back_to_the_synthetic_source(workdir, capsys, monk
     monkeypatch.delenv("DISPLAY", raising=False)
     assert main(["webcam", "--config", str(webcam_config(workdir)), "--source", "7", "--frames", "5"]) == 0
     printed = capsys.readouterr().out
-    assert "cannot open '7'" in printed and "no display" in printed and "5 frames" in printed
+    assert "no camera 7; using the synthetic source" in printed and "no display" in printed and "5 frames" in printed
     assert (workdir / "runs/webcam/webcam.mp4").exists()
+
+
+def test_careless_webcam_arguments_are_clear_errors(workdir, capsys, monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    config = str(webcam_config(workdir))
+    (workdir / "a_file").write_text("")
+    for args, message in [
+        (["--frames", "0"], "task.frames must be >= 1, got 0"),
+        (["--source", "missing.mp4", "--frames", "2"], "'missing.mp4': no such video file"),
+        (["--record", "a_file/out.mp4", "--frames", "2"], "a_file is a file, not a folder"),
+    ]:
+        assert main(["webcam", "--config", config, *args]) == 2, args
+        assert message in capsys.readouterr().err, args
+    assert not (workdir / "runs/webcam/webcam.mp4").exists()

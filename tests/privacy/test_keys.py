@@ -63,3 +63,36 @@ def test_load_errors_name_the_problem(tmp_path):
     os.chmod(bad, 0o600)
     with pytest.raises(KeyFileError, match="not a privcam key"):
         Key.load(bad)
+
+
+def test_load_refuses_folders_and_fifos_without_blocking(tmp_path):
+    (tmp_path / "folder.key").mkdir()
+    with pytest.raises(KeyFileError, match="is a folder, not a key file"):
+        Key.load(tmp_path / "folder.key")
+    os.mkfifo(tmp_path / "pipe.key", 0o600)
+    with pytest.raises(KeyFileError, match="is a FIFO, not a key file"):
+        Key.load(tmp_path / "pipe.key")  # reading it would block until a writer came
+
+
+def test_save_never_replaces_a_key_by_accident(tmp_path, key):
+    path = key.save(tmp_path / "camera.key")
+    other = Key.generate()
+    with pytest.raises(KeyFileError, match="exists; replacing it makes its frames unreadable"):
+        other.save(path)
+    assert Key.load(path) == key
+    other.save(path, overwrite=True)
+    assert Key.load(path) == other
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(KeyFileError, match="is a folder; a key file goes there"):
+        key.save(tmp_path / "folder", overwrite=True)
+
+
+def test_save_makes_private_folders_whatever_the_umask(tmp_path, key):
+    old = os.umask(0)
+    try:
+        path = key.save(tmp_path / "a" / "b" / "camera.key")
+    finally:
+        os.umask(old)
+    for folder in (tmp_path / "a", tmp_path / "a" / "b"):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
