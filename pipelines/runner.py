@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from ..base.atomic import atomic_write
+from ..base.atomic import atomic_write, remove_temporaries
 from ..base.schema import ConfigError
 from .catalogue import RunContext
 from .config import RunConfig
@@ -39,6 +39,8 @@ def run(config: RunConfig) -> dict:
     with _lock(out) if main_process else contextlib.nullcontext():
         if main_process:
             _log_to(out / "run.log")
+            for path in remove_temporaries(out, LOCK_FILE):
+                log.info("removed %s, left by a run that was killed", path)
         torch.manual_seed(config.seed)  # dropout and initialisation: a rerun gives the same numbers
         log.info("run %s: task %s, key %s, output %s", config.name, config.task["name"], key.fingerprint, out)
         metrics = task_of(config).run(RunContext(config, params, out, key))

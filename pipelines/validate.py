@@ -6,11 +6,11 @@ Only the augmentation check imports kornia (and so torch); everything else is qu
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..base.atomic import unwritable_reason
 from ..base.schema import ConfigError, build
 from ..nets.zoo import MODELS
 from ..sensor.config import PRESETS, SensorConfig, load_preset
@@ -87,13 +87,9 @@ def _check_output(config: RunConfig) -> None:
         raise ConfigError(
             f"{config.where('output', 'dir')}: output.dir {config.output.dir!r} may use only {{name}} ({err})"
         ) from None
-    existing = out
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise ConfigError(f"{config.where('output', 'dir')}: output folder {out}: {existing} is a file, not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ConfigError(f"{config.where('output', 'dir')}: output folder {out}: {existing} is not writable")
+    reason = unwritable_reason(out)
+    if reason is not None:
+        raise ConfigError(f"{config.where('output', 'dir')}: output folder {out}: {reason}")
 
 
 def task_of(config: RunConfig) -> Task:

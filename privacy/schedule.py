@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
+from numba import njit, prange
 
 from .keys import Key
 
@@ -41,13 +42,33 @@ def permutation(key: Key, label: str, n: int) -> np.ndarray:
 
 
 def unit_to_pixel_permutation(unit_perm: np.ndarray, height: int, width: int, size: int) -> np.ndarray:
-    """Expand a permutation of size x size units into the pixel permutation that moves them."""
+    """Expand a permutation of size x size units into the pixel permutation that moves them.
+
+    Args:
+        unit_perm: (units,) permutation of the (height/size) x (width/size) units, row-major.
+        height, width: the frame, multiples of `size`.
+        size: the unit's side in pixels.
+
+    Returns:
+        (height*width,) int64: pixel (y, x) of keyed unit j is pixel (y, x) of plain unit unit_perm[j].
+    """
+    out = np.empty(height * width, np.int64)
+    _expand_units(np.ascontiguousarray(unit_perm, dtype=np.int64), width, size, out)
+    return out
+
+
+@njit(parallel=True, cache=True, boundscheck=False)
+def _expand_units(unit_perm, width, size, out):
     units_w = width // size
-    rows, cols = np.divmod(np.arange(height * width, dtype=np.int64), width)
-    src_unit = unit_perm[(rows // size) * units_w + cols // size]
-    src_rows = (src_unit // units_w) * size + rows % size
-    src_cols = (src_unit % units_w) * size + cols % size
-    return src_rows * width + src_cols
+    for j in prange(unit_perm.size):
+        source = unit_perm[j]
+        dest_row, dest_col = (j // units_w) * size, (j % units_w) * size
+        src_row, src_col = (source // units_w) * size, (source % units_w) * size
+        for dy in range(size):
+            base_out = (dest_row + dy) * width + dest_col
+            base_src = (src_row + dy) * width + src_col
+            for dx in range(size):
+                out[base_out + dx] = base_src + dx
 
 
 def inverse_permutation(perm: np.ndarray) -> np.ndarray:

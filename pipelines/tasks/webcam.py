@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 import torch
 
+from ...base.atomic import unwritable_reason
 from ...base.images import write_png
 from ...base.video import VideoWriter
 from ...nets import to_keyed
@@ -273,13 +274,9 @@ def _check_writable(path: Path) -> None:
     existing folder is writable."""
     if path.is_dir():
         raise ValueError(f"webcam recording {path} is a folder; give an .mp4 file name")
-    folder = path.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    if not folder.is_dir():
-        raise ValueError(f"webcam recording {path}: {folder} is a file, not a folder")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise ValueError(f"webcam recording {path}: {folder} is not writable")
+    reason = unwritable_reason(path.parent)
+    if reason is not None:
+        raise ValueError(f"webcam recording {path}: {reason}")
 
 
 def run(ctx: RunContext) -> dict:

@@ -189,6 +189,13 @@ def test_sigterm_ends_a_run_like_ctrl_c(workdir):
     assert not list((workdir / "runs" / "long").glob("*.tmp*"))
 
 
+def assert_validate_reports_in_order(path, capsys, lines: list[str]) -> None:
+    assert main(["validate", str(path)]) == 2
+    text = capsys.readouterr().err
+    positions = [text.find(line) for line in lines]
+    assert -1 not in positions and positions == sorted(positions), text
+
+
 def test_validate_reports_every_error_at_once_in_file_order(workdir, capsys):
     path = workdir / "run.yaml"
     path.write_text(
@@ -208,30 +215,24 @@ def test_validate_reports_every_error_at_once_in_file_order(workdir, capsys):
         "output:\n"  # 14
         "  dir: 'runs/{nam}'\n"  # 15
     )
-    assert main(["validate", str(path)]) == 2
-    err = capsys.readouterr().err
     expected = [
         f"{path}:9: data.classes must be >= 1, got 0",
         f"{path}:10: data.size must be a list of 2 values, got 1",
         f"{path}:11: data.limit must be >= 1, got -1",
         f"{path}:13: model.num_classes must be >= 1, got 0",
     ]
-    positions = [err.find(line) for line in expected]
-    assert -1 not in positions and positions == sorted(positions), err
+    assert_validate_reports_in_order(path, capsys, expected)
     # the task's own fields and output.dir are checked once the file's sections are built
     path.write_text(
         path.read_text().replace("  classes: 0\n  size: [28]\n  limit: -1\n", "").replace("_classes: 0", "_classes: 3")
     )
-    assert main(["validate", str(path)]) == 2
-    err = capsys.readouterr().err
     expected = [
         f"{path}:4: task.batch_size must be >= 1, got 0",
         f"{path}:5: task.epochs must be >= 1, got -1",
         f"{path}:6: task.lr must be a finite number, got inf",
         f"{path}:12: output.dir 'runs/{{nam}}' may use only {{name}}",
     ]
-    positions = [err.find(line) for line in expected]
-    assert -1 not in positions and positions == sorted(positions), err
+    assert_validate_reports_in_order(path, capsys, expected)
 
 
 def test_validate_checks_named_files_and_the_output_folder(workdir, capsys):
@@ -261,3 +262,18 @@ def test_keygen_and_demo_key_mistakes_are_clear_errors(workdir, capsys):
         with pytest.raises(SystemExit) as info:
             demo_main(["--key", str(workdir / key_file), "--out", str(workdir / "demo")])
         assert info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_run_removes_what_a_killed_run_left_half_written(workdir, capsys):
+    path = write_config(workdir / "run.yaml", **synthetic_run({"name": "train", "epochs": 1, "batch_size": 16}))
+    out = workdir / "runs" / "tiny"
+    (out / "sub").mkdir(parents=True)
+    (out / "other").mkdir()
+    leftovers = [out / ".metrics.json.abc123.tmp", out / "sub" / ".clip.tmp.mp4"]
+    kept = [out / "other" / ".f.x.tmp", out / "notes.tmp.txt"]
+    (out / "other" / ".privcam.lock").write_text("")  # another run's folder inside this one
+    for file in leftovers + kept:
+        file.write_text("half")
+    assert main(["run", str(path)]) == 0
+    assert not any(f.exists() for f in leftovers) and all(f.exists() for f in kept)
+    assert "left by a run that was killed" in (out / "run.log").read_text()

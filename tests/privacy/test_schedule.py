@@ -5,6 +5,7 @@ import pytest
 from scipy import stats
 
 from privcam.privacy import Key, inverse_permutation, permutation
+from privcam.privacy.schedule import unit_to_pixel_permutation
 
 
 def reference_permutation(key: Key, label: str, n: int) -> list[int]:
@@ -65,3 +66,13 @@ def test_permutation_errors(key):
         permutation(b"\0" * 32, "x", 4)
     with pytest.raises(ValueError, match="n >= 1"):
         permutation(key, "x", 0)
+
+
+@pytest.mark.parametrize(("height", "width", "size"), [(2, 2, 2), (4, 6, 2), (16, 24, 8), (120, 160, 8)])
+def test_unit_expansion_matches_the_plain_reference(height, width, size):
+    units_w = width // size
+    unit_perm = np.random.default_rng(height * width).permutation((height // size) * units_w)
+    rows, cols = np.divmod(np.arange(height * width), width)  # each pixel's unit, and place in it
+    source = unit_perm[(rows // size) * units_w + cols // size]
+    reference = ((source // units_w) * size + rows % size) * width + (source % units_w) * size + cols % size
+    np.testing.assert_array_equal(unit_to_pixel_permutation(unit_perm, height, width, size), reference)
