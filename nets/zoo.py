@@ -15,6 +15,9 @@ if TYPE_CHECKING:
     from torch import nn
 
 MODELS: Registry[Callable[..., nn.Module]] = Registry("model")
+# (H, W) of the architectures that take one frame size only (a Linear reads a fixed-size map), so
+# that a run file can be checked without building the network.
+FIXED_INPUT_SIZES: dict[str, tuple[int, int]] = {"small_cnn": (28, 28)}
 
 
 def register_model(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:

@@ -16,6 +16,15 @@ from .config import RunConfig
 WEIGHTS_FILE = FileFormat("weights", 1)
 
 
+def check_labels(config: RunConfig, labels: torch.Tensor | None) -> None:
+    """The data's class indices fit the model's outputs (a ConfigError naming model.num_classes)."""
+    if labels is not None and len(labels) and int(labels.max()) >= config.model.num_classes:
+        raise ConfigError(
+            f"{config.where('model', 'num_classes')}: model.num_classes is {config.model.num_classes}, "
+            f"but data source {config.data.source!r} has class index {int(labels.max())}"
+        )
+
+
 def build_plain_model(config: RunConfig, input_size: tuple[int, int, int]) -> torch.nn.Module:
     """The architecture of `model:` for frames of `input_size` (C, H, W), with `model.weights` loaded
     when given."""

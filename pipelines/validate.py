@@ -12,7 +12,8 @@ from typing import Any
 
 from ..base.atomic import unwritable_reason
 from ..base.schema import ConfigError, build
-from ..nets.zoo import MODELS
+from ..nets.zoo import FIXED_INPUT_SIZES, MODELS
+from ..privacy import Key, KeyFileError
 from ..sensor.config import PRESETS, SensorConfig, load_preset
 from .catalogue import TASKS, Task
 from .config import DATA_SOURCES, RunConfig
@@ -40,6 +41,7 @@ def validate(config: RunConfig) -> Any:
     if config.protected:
         check(lambda: _check_name(config, ("sensor", "preset"), config.sensor.preset, [*PRESETS.names(), "none"]))
     check(lambda: _check_files(config))
+    check(lambda: _check_key(config))
     check(lambda: _check_output(config))
     task = check(lambda: task_of(config))
     params = None
@@ -48,6 +50,8 @@ def validate(config: RunConfig) -> Any:
         params = check(lambda: build(task.params, task_fields, config.lines, ("task",)))
         if params is not None:
             check(lambda: _check_needs(config, task, params))
+        check(lambda: _check_classes(config))
+        check(lambda: _check_input_size(config))
     if config.protected and config.sensor.preset in PRESETS.names():
         check(lambda: sensor_config(config))
     if config.augment and task is not None:
@@ -77,6 +81,58 @@ def _check_files(config: RunConfig) -> None:
             raise ConfigError(f"{config.where('data')}: the video source needs data.path, a video file")
         if not Path(data.path).is_file():
             raise ConfigError(f"{config.where('data', 'path')}: video file {data.path} does not exist")
+
+
+# Classes of the sources whose class count the run file fixes; the classification tasks check it.
+KNOWN_CLASSES = {"fashion_mnist": lambda data: 10, "cifar10": lambda data: 10, "synthetic": lambda data: data.classes}
+CLASSIFYING_TASKS = ("train", "evaluate", "reproduce", "attack")
+
+
+def _check_classes(config: RunConfig) -> None:
+    """model.num_classes covers the data's classes (others are checked on the labels, at run time)."""
+    source = config.data.source
+    if config.task.get("name") not in CLASSIFYING_TASKS or source not in KNOWN_CLASSES:
+        return
+    classes = KNOWN_CLASSES[source](config.data)
+    if config.model.num_classes < classes:
+        raise ConfigError(
+            f"{config.where('model', 'num_classes')}: model.num_classes is {config.model.num_classes}, "
+            f"but data source {source!r} has {classes} classes"
+        )
+
+
+SOURCE_SIZES = {"fashion_mnist": (28, 28), "cifar10": (32, 32), "synthetic": (32, 32)}  # without data.size
+
+
+def _check_input_size(config: RunConfig) -> None:
+    """An architecture that takes one frame size gets it, where the run file fixes the size."""
+    fixed = FIXED_INPUT_SIZES.get(config.model.arch)
+    if fixed is None or config.task.get("name") not in CLASSIFYING_TASKS:
+        return
+    size = tuple(config.data.size) if config.data.size else SOURCE_SIZES.get(config.data.source)
+    if size is not None and size != fixed:
+        where = config.where("data", "size") if config.data.size else config.where("data")
+        raise ConfigError(
+            f"{where}: {config.model.arch} takes {fixed[0]}x{fixed[1]} frames, the data gives {size[0]}x{size[1]} "
+            f"(set data.size: [{fixed[0]}, {fixed[1]}])"
+        )
+
+
+def _check_key(config: RunConfig) -> None:
+    """key.path is a key file privcam may read, or a place where `key.create` may make one."""
+    path = Path(config.key.path)
+    where = config.where("key", "path")
+    if path.exists() or path.is_symlink():
+        try:
+            Key.load(path)
+        except KeyFileError as err:
+            raise ConfigError(f"{where}: {err}") from None
+        return
+    if not config.key.create:
+        raise ConfigError(f"{where}: key file {path} does not exist (privcam keygen {path})")
+    reason = unwritable_reason(path.parent)
+    if reason is not None:
+        raise ConfigError(f"{where}: cannot create the key file {path}: {reason}")
 
 
 def _check_output(config: RunConfig) -> None:

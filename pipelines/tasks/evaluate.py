@@ -6,7 +6,7 @@ import torch
 
 from ..capture import capture_tensors
 from ..catalogue import RunContext
-from ..models import build_plain_model, make_keyed
+from ..models import build_plain_model, check_labels, make_keyed
 from ..training import evaluate
 
 
@@ -15,6 +15,7 @@ def run(ctx: RunContext) -> dict:
     keyed = config.model.keyed
     captured = capture_tensors(config, ctx.params.split, ctx.key if keyed else None)
     frames, labels = (captured.keyed if keyed else captured.frames), captured.labels
+    check_labels(config, labels)
     model = build_plain_model(config, captured.input_size)
     if keyed:
         model = make_keyed(model, config, ctx.key, captured)

@@ -9,7 +9,7 @@ from ...base.atomic import atomic_write
 from ..augmentation import build_augmentation
 from ..capture import capture_tensors
 from ..catalogue import RunContext
-from ..models import build_plain_model, make_keyed, save_weights
+from ..models import build_plain_model, check_labels, make_keyed, save_weights
 from ..training import evaluate, fit, is_main_process
 
 
@@ -21,6 +21,8 @@ def run(ctx: RunContext) -> dict:
     test = capture_tensors(config, "test", key)
     if train.labels is None:
         raise ValueError(f"data source {config.data.source!r} has no labels to train on")
+    check_labels(config, train.labels)
+    check_labels(config, test.labels)
     model = build_plain_model(config, train.input_size)
     if keyed:
         model = make_keyed(model, config, key, train)

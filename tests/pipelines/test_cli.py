@@ -6,6 +6,8 @@ import subprocess
 import sys
 import time
 
+import cv2
+import numpy as np
 import pytest
 import yaml
 
@@ -277,3 +279,39 @@ def test_a_run_removes_what_a_killed_run_left_half_written(workdir, capsys):
     assert main(["run", str(path)]) == 0
     assert not any(f.exists() for f in leftovers) and all(f.exists() for f in kept)
     assert "left by a run that was killed" in (out / "run.log").read_text()
+
+
+def test_a_model_with_fewer_outputs_than_the_data_has_classes_is_refused(workdir, capsys):
+    path = workdir / "run.yaml"
+    path.write_text("name: x\ntask: {name: train}\ndata: {source: fashion_mnist}\nmodel:\n  num_classes: 3\n")
+    assert main(["validate", str(path)]) == 2
+    assert (
+        f"{path}:5: model.num_classes is 3, but data source 'fashion_mnist' has 10 classes" in capsys.readouterr().err
+    )
+    folder = workdir / "pictures"
+    for cls in "abcd":  # four classes, found only when the files are read
+        (folder / cls).mkdir(parents=True)
+        cv2.imwrite(str(folder / cls / "0.png"), np.zeros((8, 8), np.uint8))
+    path.write_text(
+        "name: x\ntask: {name: evaluate}\nsensor: none\n"
+        f"data: {{source: image_folder, root: {folder}, size: [28, 28]}}\n"
+        f"model:\n  num_classes: 3\n  weights: {workdir / 'w.pt'}\n"
+    )
+    from privcam.nets import create_model
+    from privcam.pipelines.config import load_run_config
+    from privcam.pipelines.models import save_weights
+
+    save_weights(create_model("small_cnn", num_classes=3, in_channels=1), workdir / "w.pt", load_run_config(path), {})
+    assert main(["run", str(path)]) == 2
+    assert (
+        f"{path}:6: model.num_classes is 3, but data source 'image_folder' has class index 3" in capsys.readouterr().err
+    )
+
+
+def test_a_frame_size_the_architecture_cannot_take_is_refused(workdir, capsys):
+    path = workdir / "run.yaml"
+    path.write_text("name: x\ntask: {name: train}\ndata:\n  source: synthetic\n")
+    assert main(["validate", str(path)]) == 2
+    assert f"{path}:3: small_cnn takes 28x28 frames, the data gives 32x32" in capsys.readouterr().err
+    path.write_text("name: x\ntask: {name: train}\ndata:\n  source: synthetic\n  size: [28, 28]\n")
+    assert main(["validate", str(path)]) == 0

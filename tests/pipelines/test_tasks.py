@@ -79,7 +79,7 @@ def test_reproduce_rows(workdir):
 def test_reproduce_on_a_local_cifar10_folder_with_vgg16(workdir):
     write_tiny_cifar(workdir / "cifar")
     base = {
-        "data": {"source": "cifar10", "root": "cifar", "count": 0},
+        "data": {"source": "cifar10", "root": "cifar"},
         "sensor": {"preset": "generic_cmos", "seed": 0},
         "model": {"arch": "vgg16_bn_cifar", "num_classes": 10, "in_channels": 3},
     }
