@@ -90,6 +90,15 @@ class FileFormat:
             raise FileFormatError(f"{path} is not a {self.tag} file (found {found!r})")
         return payload
 
+    def holds(self, path: str | os.PathLike) -> bool:
+        """Whether `path` is a readable file of this kind and version (for files that may be of
+        one kind or another, such as plain or keyed weights)."""
+        try:
+            self.load(path)
+        except (FileNotFoundError, FileFormatError):
+            return False
+        return True
+
     def _read(self, path: Path, map_location: Any) -> Any:
         if self.container == "torch":
             import torch

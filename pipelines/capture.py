@@ -41,11 +41,14 @@ class Captured:
         labels: (N,) int64 class ids, or None for a source without labels.
         keyed: for protected frames, the same frames with their readout, nonces, key fingerprint and
             code format: what keyed networks and keyed augmentation take. None for plain frames.
+        digest: what the frames were made from (data, scenes' content, sensor, seed, key), as a
+            short hash: a checkpoint trained on them records it.
     """
 
     frames: torch.Tensor
     labels: torch.Tensor | None
     keyed: KeyedFrames | None = None
+    digest: str | None = None
 
     @property
     def input_size(self) -> tuple[int, int, int]:
@@ -94,7 +97,7 @@ def capture_tensors(
     cache = None if cache_dir is None else Path(cache_dir) / f"capture-{digest}.pt"
     if cache is not None and cache.exists():
         try:
-            return _from_payload(CAPTURE_FILE.load(cache))
+            return dataclasses.replace(_from_payload(CAPTURE_FILE.load(cache)), digest=digest)
         except FileFormatError as err:
             log.warning("capturing again: %s; it was moved to %s", err, set_aside(cache))
     images = dataset.images if limit is None else dataset.images[:limit]
@@ -105,6 +108,7 @@ def capture_tensors(
     else:
         captured = _captures(sensor, images, key, TEST_INDEX_OFFSET if split == "test" else 0, progress, labels)
     progress.close()
+    captured.digest = digest
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         CAPTURE_FILE.save(cache, _to_payload(captured, recipe))

@@ -8,12 +8,18 @@ import torch
 
 from ..base.schema import ConfigError
 from ..base.store import FileFormat, FileFormatError
-from ..nets import KeyedModel, create_model, to_keyed
-from ..privacy import Key
+from ..nets import KeyedModel, create_model, load_keyed, to_keyed
+from ..nets.keyed_model import KEYED_MODEL_FILE
+from ..privacy import Key, KeyMismatchError
 from .capture import Captured
 from .config import RunConfig
 
 WEIGHTS_FILE = FileFormat("weights", 1)
+
+
+def _architecture(config: RunConfig) -> torch.nn.Module:
+    """`model:`'s architecture with random weights."""
+    return create_model(config.model.arch, num_classes=config.model.num_classes, in_channels=config.model.in_channels)
 
 
 def check_labels(config: RunConfig, labels: torch.Tensor | None) -> None:
@@ -28,7 +34,7 @@ def check_labels(config: RunConfig, labels: torch.Tensor | None) -> None:
 def build_plain_model(config: RunConfig, input_size: tuple[int, int, int]) -> torch.nn.Module:
     """The architecture of `model:` for frames of `input_size` (C, H, W), with `model.weights` loaded
     when given."""
-    model = create_model(config.model.arch, num_classes=config.model.num_classes, in_channels=config.model.in_channels)
+    model = _architecture(config)
     if config.model.weights:
         load_weights(model, Path(config.model.weights))
     was_training = model.training
@@ -41,6 +47,26 @@ def build_plain_model(config: RunConfig, input_size: tuple[int, int, int]) -> to
             f"(set data.size or model.in_channels): {str(err).splitlines()[0]}"
         ) from None
     return model.train(was_training)
+
+
+def evaluation_model(config: RunConfig, key: Key | None, captured: Captured) -> torch.nn.Module:
+    """The network a run evaluates on `captured`: plain, keyed from plain weights, or, with
+    model.keyed and a keyed file as model.weights (a keyed train run's weights.keyed.pt), that
+    saved keyed network, rebuilt with the key."""
+    weights = config.model.weights
+    if config.model.keyed and weights and KEYED_MODEL_FILE.holds(weights):
+        try:
+            keyed = load_keyed(weights, _architecture(config), key)
+        except (FileFormatError, KeyMismatchError, RuntimeError) as err:
+            raise ConfigError(f"{config.where('model', 'weights')}: {str(err).splitlines()[0]}") from None
+        if tuple(keyed.conversion_settings["input_size"]) != captured.input_size:
+            raise ConfigError(
+                f"{config.where('model', 'weights')}: {weights} is keyed for frames of size "
+                f"{tuple(keyed.conversion_settings['input_size'])}, the data gives {captured.input_size}"
+            )
+        return keyed
+    model = build_plain_model(config, captured.input_size)
+    return make_keyed(model, config, key, captured) if config.model.keyed else model
 
 
 def make_keyed(model: torch.nn.Module, config: RunConfig, key: Key, captured: Captured) -> KeyedModel:

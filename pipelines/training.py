@@ -20,6 +20,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ..base.images import subplots, write_figure
+from ..base.schema import ConfigError
 from ..base.store import FileFormat, FileFormatError, set_aside
 from .config import TrainParams
 
@@ -81,12 +82,16 @@ def fit(
     progress: bool = True,
     record: dict[str, Any] | None = None,
     augment: Augment | None = None,
+    refuse_other_runs: bool = False,
 ) -> list[EpochResult]:
     """Train `model` in place; checkpoint.pt after every epoch (resumed when present and `meta` matches).
 
-    `meta` identifies the run (key fingerprint, data and model digest); `record` (the run's config)
-    is stored in the checkpoint as well. `augment(frames, targets)` changes each training batch; its
-    random draws are seeded per epoch, so a resumed run sees the same batches as an uninterrupted one."""
+    `meta` identifies the run (key fingerprint, the captures' digests, model, code version);
+    `record` (the run's config) is stored in the checkpoint as well. A checkpoint of another run
+    (other meta or settings) is a ConfigError naming what differs with `refuse_other_runs` (a
+    train task's folder), and is trained over afresh without (an attack's or a task's own cache).
+    `augment(frames, targets)` changes each training batch; its random draws are seeded per epoch,
+    so a resumed run sees the same batches as an uninterrupted one."""
     rank, world = distributed()
     out_dir = Path(out_dir)
     train_x, train_y = train
@@ -104,6 +109,8 @@ def fit(
     start_epoch = 0
     checkpoint_path = out_dir / "checkpoint.pt"
     state = _load_checkpoint(checkpoint_path)
+    if state is not None and refuse_other_runs:
+        _check_same_run(checkpoint_path, state, meta, asdict(settings))
     if state is not None and state["meta"] == meta and state["settings"] == asdict(settings):
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -153,6 +160,17 @@ def fit(
         if world > 1:
             dist.barrier()
     return history
+
+
+def _check_same_run(path: Path, state: dict, meta: dict, settings: dict) -> None:
+    """Refuse to resume a checkpoint of another run, naming the fields that differ."""
+    before, now = {**state["meta"], **state["settings"]}, {**meta, **settings}
+    changed = sorted(name for name in before.keys() | now.keys() if before.get(name) != now.get(name))
+    if changed:
+        raise ConfigError(
+            f"{path} belongs to another run ({', '.join(changed)} differ); set output.dir to another folder, "
+            "or remove the folder to train this one from scratch"
+        )
 
 
 def _scheduler(optimizer: torch.optim.Optimizer, settings: TrainParams, steps_per_epoch: int):

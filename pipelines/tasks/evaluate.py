@@ -6,7 +6,7 @@ import torch
 
 from ..capture import capture_tensors
 from ..catalogue import RunContext
-from ..models import build_plain_model, check_labels, make_keyed
+from ..models import check_labels, evaluation_model
 from ..training import evaluate
 
 
@@ -16,9 +16,7 @@ def run(ctx: RunContext) -> dict:
     captured = capture_tensors(config, ctx.params.split, ctx.key if keyed else None)
     frames, labels = (captured.keyed if keyed else captured.frames), captured.labels
     check_labels(config, labels)
-    model = build_plain_model(config, captured.input_size)
-    if keyed:
-        model = make_keyed(model, config, ctx.key, captured)
+    model = evaluation_model(config, ctx.key if keyed else None, captured)
     accuracy, loss, predicted = evaluate(model, frames, labels)
     per_class = [float((predicted[labels == c] == c).float().mean()) for c in range(config.model.num_classes)]
     confusion = torch.zeros(config.model.num_classes, config.model.num_classes, dtype=torch.int64)

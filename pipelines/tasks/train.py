@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 
+from ... import __version__
 from ...base.atomic import atomic_write
 from ..augmentation import build_augmentation
 from ..capture import capture_tensors
@@ -28,13 +29,26 @@ def run(ctx: RunContext) -> dict:
         model = make_keyed(model, config, key, train)
     meta = {
         "run": config.digest("data", "sensor", "model", "seed"),
+        "train_frames": train.digest,
+        "test_frames": test.digest,
         "key_fingerprint": None if key is None else key.fingerprint,
         "keyed_frames": keyed,
+        "privcam": __version__,
     }
     augment = build_augmentation(config, protected=keyed, key=key)
     test_set = (test.keyed if keyed else test.frames, test.labels)
     train_set = (train.keyed if keyed else train.frames, train.labels)
-    history = fit(model, train_set, test_set, settings, ctx.out, meta, record=config.to_dict(), augment=augment)
+    history = fit(
+        model,
+        train_set,
+        test_set,
+        settings,
+        ctx.out,
+        meta,
+        record=config.to_dict(),
+        augment=augment,
+        refuse_other_runs=True,
+    )
     accuracy, loss, _ = evaluate(model, *test_set)
     if is_main_process():
         if keyed:

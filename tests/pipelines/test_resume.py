@@ -82,3 +82,31 @@ def test_corrupt_checkpoint_and_cache_are_set_aside(workdir, caplog):
     assert cache.with_name(cache.name + ".corrupt").read_bytes() == b"not a capture"
     assert "moved to" in caplog.text
     assert yaml.safe_load((workdir / "runs/tiny/config.yaml").read_text())["task"]["epochs"] == 1
+
+
+def test_training_refuses_to_resume_another_runs_checkpoint(workdir):
+    path = write_config(workdir / "run.yaml", **synthetic_run({"name": "train", "epochs": 1, "batch_size": 16}))
+    run(load_run_config(path))
+    checkpoint = (workdir / "runs/tiny/checkpoint.pt").read_bytes()
+    other = synthetic_run({"name": "train", "epochs": 2, "batch_size": 16}, sensor={"seed": 3})
+    with pytest.raises(
+        ValueError, match=r"checkpoint.pt belongs to another run \(epochs, run, test_frames, train_frames"
+    ):
+        run(load_run_config(write_config(workdir / "other.yaml", **other)))
+    assert (workdir / "runs/tiny/checkpoint.pt").read_bytes() == checkpoint
+
+
+def test_a_keyed_train_runs_weights_are_evaluated_from_the_cli(workdir):
+    keyed = {"keyed": True}
+    path = write_config(
+        workdir / "run.yaml", **synthetic_run({"name": "train", "epochs": 1, "batch_size": 16}, model=keyed)
+    )
+    trained = run(load_run_config(path))
+    evaluate = synthetic_run(
+        {"name": "evaluate"}, name="eval", model={"keyed": True, "weights": "runs/tiny/weights.keyed.pt"}
+    )
+    metrics = run(load_run_config(write_config(workdir / "eval.yaml", **evaluate)))
+    assert metrics["accuracy"] == pytest.approx(trained["test_accuracy"])
+    other = {**evaluate, "key": {"path": "keys/other.key"}, "name": "eval_other"}
+    with pytest.raises(ValueError, match="made with the key of fingerprint"):
+        run(load_run_config(write_config(workdir / "other.yaml", **other)))

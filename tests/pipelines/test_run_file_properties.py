@@ -3,6 +3,7 @@
 range, missing and extra fields, aliases and duplicate keys, on a tiny training run."""
 
 import copy
+import itertools
 import re
 
 import pytest
@@ -66,13 +67,17 @@ def mutated_run_files(draw) -> str:
     return text
 
 
+EXAMPLES = itertools.count()
+
+
 def check(workdir, capsys, text: str) -> None:
+    """`text` validated and run (each example in its own output folder: a training folder is one run)."""
     path = workdir / "run.yaml"
     path.write_text(text)
     code = main(["validate", str(path)])
     err = capsys.readouterr().err
     assert code in (0, 2) and "Traceback" not in err, err
-    ran = main(["run", str(path)])
+    ran = main(["run", str(path), "--set", f"output.dir=runs/example{next(EXAMPLES)}"])
     run_err = capsys.readouterr().err
     if code == 0:
         assert ran == 0, run_err
