@@ -48,8 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` and schedulers end a run as Ctrl-C does: cleanly
     try:
         return COMMANDS[args.command](args)
-    except (ValueError, FileNotFoundError, KeyboardInterrupt) as err:
+    except (ValueError, OSError, KeyboardInterrupt) as err:
         message = "interrupted" if isinstance(err, KeyboardInterrupt) else str(err)
+        if isinstance(err, OSError) and err.strerror:  # a full disk, a folder made read-only mid-run
+            message = f"{err.strerror}: {err.filename}" if err.filename else err.strerror
         print(f"privcam {args.command}: error: {message}", file=sys.stderr)
         return USER_ERROR_EXIT
 

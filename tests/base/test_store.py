@@ -42,6 +42,10 @@ def test_other_kinds_versions_and_corrupt_files_are_clear_errors(tmp_path):
     np.savez(tmp_path / "plain.npz", data=np.zeros(3))
     with pytest.raises(FileFormatError, match=r"plain\.npz is not a readable privcam-frame/2 file"):
         FRAMES.load(tmp_path / "plain.npz")
+    for header in ('["a list"]', '{"format": "privcam-frame/2", "metadata": 5}'):
+        np.savez(tmp_path / "odd.npz", header=np.array(header), data=np.zeros(3))
+        with pytest.raises(FileFormatError, match=r"odd\.npz.*(JSON object with a metadata object)"):
+            FRAMES.load(tmp_path / "odd.npz")
 
 
 class _RunsCode:

@@ -315,3 +315,19 @@ def test_a_frame_size_the_architecture_cannot_take_is_refused(workdir, capsys):
     assert f"{path}:3: small_cnn takes 28x28 frames, the data gives 32x32" in capsys.readouterr().err
     path.write_text("name: x\ntask: {name: train}\ndata:\n  source: synthetic\n  size: [28, 28]\n")
     assert main(["validate", str(path)]) == 0
+
+
+def test_a_full_disk_is_a_clear_error_and_leaves_no_half_files(workdir, capsys, monkeypatch):
+    import errno
+
+    path = write_config(workdir / "run.yaml", **synthetic_run({"name": "train", "epochs": 1, "batch_size": 16}))
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    assert main(["run", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "error: No space left on device" in err and "Traceback" not in err
+    assert not [p for p in workdir.rglob("*.tmp*") if p.is_file()]
+    assert not (workdir / "runs/tiny/metrics.json").exists()
