@@ -57,6 +57,8 @@ class Registry(Generic[T]):
 
     def check(self, name: str) -> str:
         """`name` when it is registered; otherwise a ValueError naming the allowed names."""
+        if not isinstance(name, str):
+            raise ValueError(f"a {self.kind} is named by text, got {name!r}; allowed: {', '.join(self.names())}")
         if name not in self._items:
             raise ValueError(
                 f"unknown {self.kind} {name!r}{did_you_mean(name, self._items)}; allowed: {', '.join(self.names())}"

@@ -38,6 +38,9 @@ class KeySection:
     create: bool = True  # generate a key (mode 0600) when the file does not exist
 
 
+SYNTHETIC_SIZE = (32, 32)  # (H, W) of the synthetic source without data.size
+
+
 @dataclass
 class DataSection:
     source: str = "fashion_mnist"

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import torch
 
-from .config import DATA_SOURCES, DataSection, RunConfig
+from .config import DATA_SOURCES, SYNTHETIC_SIZE, DataSection, RunConfig
 
 FASHION_MNIST_ROOT = "/usr/share/datasets/fashion-mnist"
 FASHION_MNIST_CLASSES = [
@@ -235,7 +235,7 @@ def video(section: DataSection, split: str) -> Dataset:
 
 def synthetic(section: DataSection, split: str) -> Dataset:
     """Shapes on textured noise, one shape per class: small, deterministic data for tests."""
-    size = section.size or [32, 32]
+    size = section.size or SYNTHETIC_SIZE
     rng = np.random.default_rng(0 if split == "train" else 1)
     images, labels = [], []
     for i in range(section.count):

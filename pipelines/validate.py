@@ -16,7 +16,13 @@ from ..nets.zoo import FIXED_INPUT_SIZES, MODELS
 from ..privacy import Key, KeyFileError
 from ..sensor.config import PRESETS, SensorConfig, load_preset
 from .catalogue import TASKS, Task
-from .config import DATA_SOURCES, RunConfig
+from .config import DATA_SOURCES, SYNTHETIC_SIZE, RunConfig
+
+# What the run file fixes about the sources' data, for the classification tasks' checks: class
+# counts, and (H, W) without data.size. Other sources are checked on their data at run time.
+KNOWN_CLASSES = {"fashion_mnist": lambda data: 10, "cifar10": lambda data: 10, "synthetic": lambda data: data.classes}
+SOURCE_SIZES = {"fashion_mnist": (28, 28), "cifar10": (32, 32), "synthetic": SYNTHETIC_SIZE}
+CLASSIFYING_TASKS = ("train", "evaluate", "reproduce", "attack")
 
 
 def validate(config: RunConfig) -> Any:
@@ -52,6 +58,7 @@ def validate(config: RunConfig) -> Any:
             check(lambda: _check_needs(config, task, params))
         check(lambda: _check_classes(config))
         check(lambda: _check_input_size(config))
+        check(lambda: _check_channels(config))
     if config.protected and config.sensor.preset in PRESETS.names():
         check(lambda: sensor_config(config))
     if config.augment and task is not None:
@@ -83,11 +90,6 @@ def _check_files(config: RunConfig) -> None:
             raise ConfigError(f"{config.where('data', 'path')}: video file {data.path} does not exist")
 
 
-# Classes of the sources whose class count the run file fixes; the classification tasks check it.
-KNOWN_CLASSES = {"fashion_mnist": lambda data: 10, "cifar10": lambda data: 10, "synthetic": lambda data: data.classes}
-CLASSIFYING_TASKS = ("train", "evaluate", "reproduce", "attack")
-
-
 def _check_classes(config: RunConfig) -> None:
     """model.num_classes covers the data's classes (others are checked on the labels, at run time)."""
     source = config.data.source
@@ -101,9 +103,6 @@ def _check_classes(config: RunConfig) -> None:
         )
 
 
-SOURCE_SIZES = {"fashion_mnist": (28, 28), "cifar10": (32, 32), "synthetic": (32, 32)}  # without data.size
-
-
 def _check_input_size(config: RunConfig) -> None:
     """An architecture that takes one frame size gets it, where the run file fixes the size."""
     fixed = FIXED_INPUT_SIZES.get(config.model.arch)
@@ -115,6 +114,22 @@ def _check_input_size(config: RunConfig) -> None:
         raise ConfigError(
             f"{where}: {config.model.arch} takes {fixed[0]}x{fixed[1]} frames, the data gives {size[0]}x{size[1]} "
             f"(set data.size: [{fixed[0]}, {fixed[1]}])"
+        )
+
+
+def _check_channels(config: RunConfig) -> None:
+    """model.in_channels is what the sensor sends: 1 for a mono or a Bayer (mosaic) sensor, 3 for RGB."""
+    if not config.protected or config.task.get("name") not in ("train", "evaluate", "reproduce"):
+        return  # the attack task runs its model only in the attacks that need one
+    try:
+        sensor = sensor_config(config)
+    except ConfigError:
+        return  # reported by the sensor check
+    channels = 1 if sensor.cfa != "none" else sensor.channels
+    if config.model.in_channels != channels:
+        raise ConfigError(
+            f"{config.where('model', 'in_channels')}: model.in_channels is {config.model.in_channels}, but sensor "
+            f"{config.sensor.preset!r} sends frames of {channels} channel{'s' if channels > 1 else ''}"
         )
 
 
@@ -152,6 +167,8 @@ def task_of(config: RunConfig) -> Task:
     name = config.task.get("name")
     if name is None:
         raise ConfigError(f"{config.where('task')}: task needs a 'name'; allowed: {', '.join(TASKS.names())}")
+    if not isinstance(name, str):
+        raise ConfigError(f"{config.where('task', 'name')}: task.name must be text, got {name!r}")
     try:
         return TASKS.get(name)
     except ValueError as err:

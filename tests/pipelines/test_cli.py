@@ -331,3 +331,14 @@ def test_a_full_disk_is_a_clear_error_and_leaves_no_half_files(workdir, capsys, 
     assert "error: No space left on device" in err and "Traceback" not in err
     assert not [p for p in workdir.rglob("*.tmp*") if p.is_file()]
     assert not (workdir / "runs/tiny/metrics.json").exists()
+
+
+def test_a_model_that_cannot_read_the_sensors_frames_is_refused(workdir, capsys):
+    path = workdir / "run.yaml"
+    path.write_text(
+        "name: x\ntask: {name: train}\ndata: {source: synthetic, size: [28, 28]}\n"
+        "sensor: {preset: generic_cmos}\nmodel:\n  in_channels: 1\n"
+    )
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:6: model.in_channels is 1, but sensor 'generic_cmos' sends frames of 3 channels" in err

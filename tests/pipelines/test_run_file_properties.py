@@ -2,6 +2,7 @@
 `validate` and `run` with exit 2, FILE:LINE and no traceback. Mutations: wrong types, values out of
 range, missing and extra fields, aliases and duplicate keys, on a tiny training run."""
 
+import contextlib
 import copy
 import itertools
 import re
@@ -71,13 +72,16 @@ EXAMPLES = itertools.count()
 
 
 def check(workdir, capsys, text: str) -> None:
-    """`text` validated and run (each example in its own output folder: a training folder is one run)."""
-    path = workdir / "run.yaml"
+    """`text` validated and run, each example in its own working folder (a training folder is one run)."""
+    folder = workdir / f"example{next(EXAMPLES)}"
+    folder.mkdir()
+    path = folder / "run.yaml"
     path.write_text(text)
-    code = main(["validate", str(path)])
-    err = capsys.readouterr().err
-    assert code in (0, 2) and "Traceback" not in err, err
-    ran = main(["run", str(path), "--set", f"output.dir=runs/example{next(EXAMPLES)}"])
+    with contextlib.chdir(folder):
+        code = main(["validate", str(path)])
+        err = capsys.readouterr().err
+        assert code in (0, 2) and "Traceback" not in err, err
+        ran = main(["run", str(path)])
     run_err = capsys.readouterr().err
     if code == 0:
         assert ran == 0, run_err
