@@ -163,7 +163,7 @@ def build(cls: type, data: Any, lines: SourceLines, path: tuple = ()) -> Any:
     """Validate mapping `data` against dataclass `cls` and build it.
 
     Unknown fields, missing required fields, values of the wrong type and values outside a field's
-    declared bounds (`bounded`) raise one ConfigError listing every problem with file, line and
+    declared bounds (`bounds`) raise one ConfigError listing every problem with file, line and
     field. Fields whose metadata says {"internal": True} are not settable.
     """
     where = lines.where(path)
@@ -273,6 +273,12 @@ def check_value(hint: Any, value: Any, lines: SourceLines, path: tuple) -> Any:
             raise ConfigError(f"{where}: {name} must be text, got {value!r}")
         return value
     return value
+
+
+def differing_fields(before: dict, now: dict) -> list[str]:
+    """The names whose values differ between two records of a run (missing counts as different):
+    what a refused resume names."""
+    return sorted(name for name in before.keys() | now.keys() if before.get(name) != now.get(name))
 
 
 def _dotted(path: tuple) -> str:

@@ -20,7 +20,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ..base.images import subplots, write_figure
-from ..base.schema import ConfigError
+from ..base.schema import ConfigError, differing_fields
 from ..base.store import FileFormat, FileFormatError, set_aside
 from .config import TrainParams
 
@@ -164,8 +164,7 @@ def fit(
 
 def _check_same_run(path: Path, state: dict, meta: dict, settings: dict) -> None:
     """Refuse to resume a checkpoint of another run, naming the fields that differ."""
-    before, now = {**state["meta"], **state["settings"]}, {**meta, **settings}
-    changed = sorted(name for name in before.keys() | now.keys() if before.get(name) != now.get(name))
+    changed = differing_fields({**state["meta"], **state["settings"]}, {**meta, **settings})
     if changed:
         raise ConfigError(
             f"{path} belongs to another run ({', '.join(changed)} differ); set output.dir to another folder, "

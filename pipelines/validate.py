@@ -118,14 +118,14 @@ def _check_input_size(config: RunConfig) -> None:
 
 
 def _check_channels(config: RunConfig) -> None:
-    """model.in_channels is what the sensor sends: 1 for a mono or a Bayer (mosaic) sensor, 3 for RGB."""
+    """model.in_channels is what the sensor sends: its `channels` (1 for mono and Bayer mosaics, 3 for RGB)."""
     if not config.protected or config.task.get("name") not in ("train", "evaluate", "reproduce"):
         return  # the attack task runs its model only in the attacks that need one
     try:
         sensor = sensor_config(config)
     except ConfigError:
         return  # reported by the sensor check
-    channels = 1 if sensor.cfa != "none" else sensor.channels
+    channels = sensor.channels
     if config.model.in_channels != channels:
         raise ConfigError(
             f"{config.where('model', 'in_channels')}: model.in_channels is {config.model.in_channels}, but sensor "

@@ -18,6 +18,7 @@ from ..catalogue import RunContext
 from ..models import build_plain_model, make_keyed
 from ..sources import load_dataset
 from ..training import evaluate
+from ..validate import sensor_config
 from .recovery import (
     assemble_units,
     extract_input_permutation,
@@ -32,12 +33,14 @@ from .visual import psnr, ssim
 KPA_PICTURES = ("brick", "grass", "gravel", "astronaut", "coffee", "chelsea", "rocket", "cat")
 
 
-def true_orders(ctx: RunContext, protected: Captured) -> np.ndarray:
-    """(N, n) the permutation each protected frame is really in (the same row N times in "paper" mode)."""
+def true_orders(ctx: RunContext, protected: Captured, count: int | None = None) -> np.ndarray:
+    """(N, n) the permutation each of the first `count` (all) protected frames is really in (the same
+    row N times in "paper" mode)."""
     frames, (height, width) = protected.keyed, protected.input_size[1:]
+    count = len(frames) if count is None else min(count, len(frames))
     if frames.nonces is None:
-        return frames.readout.permutation(ctx.key, height, width)[None].repeat(len(frames), 0)
-    return np.stack([frames.readout_of(i).permutation(ctx.key, height, width) for i in range(len(frames))])
+        return frames.readout.permutation(ctx.key, height, width)[None].repeat(count, 0)
+    return np.stack([frames.readout_of(i).permutation(ctx.key, height, width) for i in range(count)])
 
 
 def ciphertext_only(ctx: RunContext, protected: Captured, plain: Captured, reference: Captured | None) -> dict:
@@ -52,7 +55,7 @@ def ciphertext_only(ctx: RunContext, protected: Captured, plain: Captured, refer
     config, params = ctx.config, ctx.params
     count = len(protected.frames) if params.ciphertext_frames is None else params.ciphertext_frames
     frames = protected.frames[:count].mean(1)  # (N, H, W): one value per position
-    truth = true_orders(ctx, protected)[:count]
+    truth = true_orders(ctx, protected, count)
     height, width = frames.shape[-2:]
     if protected.readout.unit == "pixel":
         if reference is None:
@@ -91,9 +94,10 @@ def jigsaw(ctx: RunContext, protected: Captured) -> dict:
     """Single-frame jigsaw of unit readouts: each of the first jigsaw_frames frames assembled on its own."""
     if protected.readout.unit == "pixel":
         return {"note": "pixel readouts have no tiles to assemble"}
-    size, truth, period = protected.readout.unit_size, true_orders(ctx, protected), _period(ctx.config)
+    size, period = protected.readout.unit_size, _period(ctx.config)
+    truth = true_orders(ctx, protected, ctx.params.jigsaw_frames)
     scores = []
-    for i in range(min(ctx.params.jigsaw_frames, len(protected.frames))):
+    for i in range(len(truth)):
         guesses = _assembled_permutation(protected.frames[i].numpy(), size, period, truth[i : i + 1])
         scores.append([float(np.mean(guess == truth[i])) for guess in guesses])
     positions, chance = np.mean(scores, axis=0)
@@ -102,7 +106,7 @@ def jigsaw(ctx: RunContext, protected: Captured) -> dict:
 
 def _period(config) -> int:
     """The colour filter's period in pixels: 2 for a Bayer mosaic, 1 otherwise."""
-    return 1 if make_sensor(config).config.cfa == "none" else 2
+    return 1 if sensor_config(config).cfa == "none" else 2
 
 
 def _assembled_permutation(
@@ -205,7 +209,7 @@ def key_extraction(ctx: RunContext, protected: Captured) -> dict:
         return {"recovered_fraction": None, "note": "the first layer is not a 3x3 conv; extraction not attempted"}
     guess = extract_input_permutation(first.table.numpy(), protected.input_size[1:])
     height, width = protected.input_size[1:]
-    others = true_orders(ctx, protected)[1 : ctx.params.visual_frames]
+    others = true_orders(ctx, protected, ctx.params.visual_frames)[1:]
     if len(others) == 0:
         return {"recovered_fraction": None, "note": "needs visual_frames >= 2 and two protected frames"}
     return {
@@ -221,10 +225,10 @@ def visual_privacy(ctx: RunContext, protected: Captured, plain: Captured) -> dic
     """PSNR/SSIM of protected and revealed frames against the noise-free scene seen by the sensor,
     and whether the reveal equals the plain capture of the same seed bit for bit."""
     config, count = ctx.config, ctx.params.visual_frames
-    sensor_config = make_sensor(config).config
+    sensor = sensor_config(config)
     scenes = load_dataset(config.data, "test").images[:count]
-    scale = sensor_config.white_photons * max(sensor_config.qe) * sensor_config.system_gain_dn_per_e
-    scale /= sensor_config.max_dn - sensor_config.black_level_dn
+    scale = sensor.white_photons * max(sensor.qe) * sensor.system_gain_dn_per_e
+    scale /= sensor.max_dn - sensor.black_level_dn
     revealed = protected.keyed[: len(scenes)].reveal(ctx.key)
     scores = {"protected": [], "revealed": []}
     for i, scene in enumerate(scenes):

@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from ...base.atomic import atomic_write
 from ...base.images import write_png
+from ...base.schema import differing_fields
 from ...base.video import VideoWriter
 from ...sensor import Frame
 from ..capture import make_sensor
@@ -87,7 +88,7 @@ def _claim(out: Path, identity: dict) -> None:
             before = json.loads(path.read_text())
         except (OSError, ValueError) as err:
             raise ValueError(f"{path} cannot be read ({err}); remove the folder or choose another output.dir") from None
-        changed = sorted(name for name in identity.keys() | before.keys() if before.get(name) != identity.get(name))
+        changed = differing_fields(before, identity)
         if changed:
             raise ValueError(
                 f"{out} holds frames of another run: {', '.join(changed)} differ; "
