@@ -17,7 +17,7 @@ $(FASHION_MNIST):
 install: .install-stamp $(FASHION_MNIST)
 
 reproduce: install
-	privcam run configs/reproduce_fashion_mnist.yaml
+	privcam run reproduce_fashion_mnist
 
 demo: install
 	privcam-demo

@@ -1,11 +1,14 @@
 """One Registry of named items (models, tasks, data sources, sensor presets, augmentations) with
-"did you mean" lookups, and the helper that every "unknown name" message uses."""
+"did you mean" lookups, the helper that every "unknown name" message uses, and the registry of a
+package's shipped YAML files."""
 
 from __future__ import annotations
 
 import difflib
 import importlib
 from collections.abc import Callable, Iterable
+from importlib import resources
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -71,3 +74,22 @@ class Registry(Generic[T]):
             self._items[name] = import_target(self._items[name])
             self._lazy.discard(name)
         return self._items[name]
+
+
+def shipped_files(kind: str, package: str, folder: str = "") -> Registry[Path]:
+    """The YAML files installed with privcam in `package` (under `folder`), by name without the
+    suffix: shipped run files and sensor presets.
+
+    Args:
+        kind: what the files are, for messages ("sensor preset").
+        package: the package that holds them as package data ("privcam.configs").
+        folder: a folder inside that package ("sensors"), or "" for the package's own folder.
+    """
+    registry: Registry[Path] = Registry(kind)
+    location = resources.files(package)
+    for part in filter(None, folder.split("/")):
+        location = location / part
+    for item in sorted(location.iterdir(), key=lambda item: item.name):
+        if item.name.endswith(".yaml"):
+            registry.register(item.name.removesuffix(".yaml"))(Path(str(item)))
+    return registry

@@ -12,6 +12,7 @@ import os
 import re
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -46,6 +47,18 @@ def bounds(
     """
     declared = (("ge", ge), ("gt", gt), ("le", le), ("length", length))
     return {"bounds": {name: value for name, value in declared if value is not None}}
+
+
+def input_path(names: Callable[[str], bool] = lambda value: False) -> dict[str, Callable[[str], bool]]:
+    """Field metadata for a file or folder that a run reads. `build` makes it absolute: a relative
+    path written in a settings file is relative to that file's folder (so a run file works from any
+    working folder and wherever it is installed), one given with `--set` to the working folder, as
+    in a shell; `~` is expanded. Values for which `names(value)` holds are names, not paths.
+
+    Example:
+        >>> root: str | None = field(default=None, metadata=input_path())  # doctest: +SKIP
+    """
+    return {"input_path": names}
 
 
 MAX_YAML_NODES = 100_000  # values in a settings file with every alias expanded; real files have a few hundred
@@ -85,6 +98,13 @@ class SourceLines:
             path = path[:-1]
         line = self.lines.get(path)
         return f"{self.source}:{line}" if line else self.source
+
+    def resolve(self, path: tuple, value: str) -> str:
+        """`value`, a path given at field `path`, as an absolute path: relative to the file's folder
+        when the file gave it, to the working folder when `--set` did."""
+        given = Path(value).expanduser()
+        base = Path.cwd() if self.lines.get(path, 0) is None else Path(self.source).parent
+        return os.path.abspath(base / given)
 
 
 def read_yaml(path: str | os.PathLike, what: str) -> tuple[dict, SourceLines]:
@@ -164,7 +184,8 @@ def build(cls: type, data: Any, lines: SourceLines, path: tuple = ()) -> Any:
 
     Unknown fields, missing required fields, values of the wrong type and values outside a field's
     declared bounds (`bounds`) raise one ConfigError listing every problem with file, line and
-    field. Fields whose metadata says {"internal": True} are not settable.
+    field. Paths of fields declared with `input_path` are made absolute. Fields whose metadata says
+    {"internal": True} are not settable.
     """
     where = lines.where(path)
     name = ".".join(map(str, path)) or "the file"
@@ -190,6 +211,9 @@ def build(cls: type, data: Any, lines: SourceLines, path: tuple = ()) -> Any:
         try:
             values[field_name] = check_value(hints[field_name], data[field_name], lines, field_path)
             _check_bounds(values[field_name], spec.metadata.get("bounds", {}), lines, field_path)
+            names = spec.metadata.get("input_path")
+            if names is not None and isinstance(values[field_name], str) and not names(values[field_name]):
+                values[field_name] = lines.resolve(field_path, values[field_name])
         except ConfigError as err:
             errors.append(err)
     if errors:

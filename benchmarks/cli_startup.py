@@ -27,8 +27,8 @@ COMMANDS = {
     "baseline: python -c 'import torch'": [sys.executable, "-c", "import torch"],
     "privcam --help": [*PRIVCAM, "--help"],
     "privcam info": [*PRIVCAM, "info"],
-    "privcam validate (no augment)": [*PRIVCAM, "validate", "configs/reproduce_fashion_mnist.yaml"],
-    "privcam validate (augment: kornia)": [*PRIVCAM, "validate", "configs/train_fashion_mnist.yaml"],
+    "privcam validate (no augment)": [*PRIVCAM, "validate", "reproduce_fashion_mnist"],
+    "privcam validate (augment: kornia)": [*PRIVCAM, "validate", "train_fashion_mnist"],
 }
 TARGETS = {"privcam --help": 1.0, "privcam info": 1.0, "privcam validate (no augment)": 3.0}
 

@@ -1,1 +1,2 @@
-"""Shipped YAML configurations: sensor presets in sensors/ (installed as package data)."""
+"""Shipped YAML files, installed as package data: run files (NAME.yaml, `privcam run NAME`), sensor
+presets (sensors/) and the sample video (data/pan.mp4)."""

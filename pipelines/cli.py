@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     for name, help_text in [("run", "run a YAML run file"), ("validate", "check a run file without running it")]:
         command = commands.add_parser(name, help=help_text)
-        command.add_argument("config", type=Path)
+        command.add_argument("config", help="a run file, or the name of a shipped one (privcam info lists them)")
         command.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE")
     keygen = commands.add_parser("keygen", help="write a new key file (mode 0600)")
     keygen.add_argument("path", type=Path)
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     shapes.add_argument("--size", type=int, default=64)
     shapes.add_argument("--seed", type=int, default=0)
     webcam = commands.add_parser("webcam", help="live demo: scene, protected frame, reveal and keyed prediction")
-    webcam.add_argument("--config", type=Path, default=Path("configs/webcam.yaml"))
+    webcam.add_argument("--config", default="webcam", help="a run file, or the name of a shipped one (default webcam)")
     webcam.add_argument("--source", help="camera index (0), video file, or synthetic")
     webcam.add_argument("--headless", action="store_true", help="no window: record an MP4 and print fps")
     webcam.add_argument("--frames", type=int, help="stop after N frames")
@@ -131,12 +131,14 @@ def _info(args) -> int:
     from ..nets.zoo import MODELS
     from ..sensor.config import PRESETS
     from .catalogue import TASKS
-    from .config import DATA_SOURCES
+    from .config import DATA_SOURCES, RUN_FILES
 
     versions = ", ".join(f"{name} {_version(name)}" for name in ("torch", "torchvision", "kornia", "opencv-python"))
     lines = [
         f"privcam {__version__}",
         f"python {platform.python_version()}, {versions}",
+        f"run files (privcam run NAME): {', '.join(RUN_FILES.names())}",
+        f"  in {RUN_FILES.get(RUN_FILES.names()[0]).parent}",
         f"sensor presets: {', '.join(PRESETS.names())}",
         f"architectures: {', '.join(MODELS.names())}",
         f"tasks: {', '.join(f'{n} ({TASKS.get(n).summary})' for n in TASKS.names())}",

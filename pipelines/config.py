@@ -3,6 +3,10 @@ output). This module is its schema: every section, each task's own fields, and t
 
 Validation happens before any work starts. Every error names the file, the line, the field and
 what is allowed; `--set a.b=value` overrides any field.
+
+Paths: what a run reads (data.root, data.path, model.weights, a webcam video) is relative to the
+run file's folder; what it writes or keeps (output.dir, key.path, webcam snapshots and recordings)
+is relative to the working folder. Shipped run files are named without folder or suffix.
 """
 
 from __future__ import annotations
@@ -14,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ..base.registry import Registry
-from ..base.schema import ConfigError, SourceLines, bounds, build, read_yaml
+from ..base.registry import Registry, did_you_mean, shipped_files
+from ..base.schema import ConfigError, SourceLines, bounds, build, input_path, read_yaml
 
 # Data sources by name; each is a function (section, split) -> Dataset in sources.py, imported on use.
 DATA_SOURCES: Registry[Any] = Registry("data source")
@@ -44,8 +48,8 @@ SYNTHETIC_SIZE = (32, 32)  # (H, W) of the synthetic source without data.size
 @dataclass
 class DataSection:
     source: str = "fashion_mnist"
-    root: str | None = None  # dataset folder (fashion_mnist, cifar10, image_folder)
-    path: str | None = None  # a video file
+    root: str | None = field(default=None, metadata=input_path())  # dataset folder (fashion_mnist, cifar10, ...)
+    path: str | None = field(default=None, metadata=input_path())  # a video file
     split: Literal["train", "test"] = "test"
     limit: int | None = field(default=None, metadata=bounds(ge=1))  # use only the first N items
     size: list[int] | None = field(
@@ -67,7 +71,7 @@ class ModelSection:
     arch: str = "small_cnn"
     num_classes: int = field(default=10, metadata=bounds(ge=1))
     in_channels: int = field(default=1, metadata=bounds(ge=1))
-    weights: str | None = None
+    weights: str | None = field(default=None, metadata=input_path())
     keyed: bool = False  # run the model keyed (to_keyed) on protected frames
     backend: Literal["gather", "deform"] = "gather"
 
@@ -193,7 +197,9 @@ class SimulateParams:
 
 @dataclass
 class WebcamParams:
-    source: str = "synthetic"  # a camera index ("0"), a video file, or "synthetic"
+    source: str = field(
+        default="synthetic", metadata=input_path(names=lambda v: v == "synthetic" or v.isdigit())
+    )  # a camera index ("0"), a video file, or "synthetic"
     width: int = field(default=640, metadata=bounds(ge=32))
     height: int = field(default=480, metadata=bounds(ge=32))
     frames: int | None = field(default=None, metadata=bounds(ge=1))  # stop after N frames
@@ -206,12 +212,36 @@ class WebcamParams:
     class_names: list[str] | None = None  # the classifier's classes (default: Fashion-MNIST's)
 
 
+RUN_FILES = shipped_files("shipped run file", "privcam.configs")  # configs/NAME.yaml: privcam run NAME
+
+
+def find_run_file(name: str | Path) -> Path:
+    """A run file: `name` itself when it is a path (it exists, or has a folder or a suffix), else
+    the shipped run file of that name, so `privcam run webcam` works from any folder."""
+    path = Path(name)
+    if path.exists() or path.suffix or len(path.parts) > 1:
+        if not path.exists() and path.stem in RUN_FILES:
+            raise ConfigError(
+                f"{path}: no such run file (the shipped one is named {path.stem!r}: privcam run {path.stem})"
+            )
+        return path
+    if str(name) in RUN_FILES:
+        return RUN_FILES.get(str(name))
+    raise ConfigError(
+        f"{name}: no such run file, nor a shipped run file of that name{did_you_mean(name, RUN_FILES.names())}; "
+        f"shipped: {', '.join(RUN_FILES.names())}"
+    )
+
+
 def load_run_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:
-    """Read a run file, apply `--set` overrides and check every section's fields and types.
+    """Read a run file (a path, or the name of a shipped one), apply `--set` overrides and check
+    every section's fields and types. Input paths (data.root, data.path, model.weights) come out
+    absolute: relative to the run file's folder as written there, to the working folder via --set.
 
     Names (task, data source, architecture, preset), each task's own fields and the augmentations
     are checked by privcam.pipelines.validate.
     """
+    path = find_run_file(path)
     data, lines = read_yaml(path, "run file")
     if data.get("sensor") == "none":  # shorthand for feeding scenes to the network directly
         data["sensor"] = {"preset": "none"}

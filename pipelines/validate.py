@@ -23,6 +23,12 @@ from .config import DATA_SOURCES, SYNTHETIC_SIZE, RunConfig
 KNOWN_CLASSES = {"fashion_mnist": lambda data: 10, "cifar10": lambda data: 10, "synthetic": lambda data: data.classes}
 SOURCE_SIZES = {"fashion_mnist": (28, 28), "cifar10": (32, 32), "synthetic": SYNTHETIC_SIZE}
 CLASSIFYING_TASKS = ("train", "evaluate", "reproduce", "attack")
+# The sources that read a folder the user names, and what that folder holds.
+ROOT_SOURCES = {
+    "cifar10": "a CIFAR-10 folder (cifar-10-batches-py)",
+    "image_folder": "a folder of images (one sub-folder per class, or the files directly)",
+    "segmentation_folder": "a segmentation folder (make one with `privcam make-shapes OUT`)",
+}
 
 
 def validate(config: RunConfig) -> Any:
@@ -47,6 +53,7 @@ def validate(config: RunConfig) -> Any:
     if config.protected:
         check(lambda: _check_name(config, ("sensor", "preset"), config.sensor.preset, [*PRESETS.names(), "none"]))
     check(lambda: _check_files(config))
+    check(lambda: _check_weights(config))
     check(lambda: _check_key(config))
     check(lambda: _check_output(config))
     task = check(lambda: task_of(config))
@@ -81,6 +88,11 @@ def _check_augment(config: RunConfig, task: Task) -> None:
 def _check_files(config: RunConfig) -> None:
     """The data the run file names is there: data.root for the folder sources, data.path for a video."""
     data = config.data
+    if data.root is None and data.source in ROOT_SOURCES:
+        raise ConfigError(
+            f"{config.where('data')}: data source {data.source!r} needs data.root, {ROOT_SOURCES[data.source]}: "
+            "add root: PATH under data:, or --set data.root=PATH"
+        )
     if data.root is not None and not Path(data.root).is_dir():
         raise ConfigError(f"{config.where('data', 'root')}: data.root {data.root} is not a folder")
     if data.source == "video":
@@ -88,6 +100,13 @@ def _check_files(config: RunConfig) -> None:
             raise ConfigError(f"{config.where('data')}: the video source needs data.path, a video file")
         if not Path(data.path).is_file():
             raise ConfigError(f"{config.where('data', 'path')}: video file {data.path} does not exist")
+
+
+def _check_weights(config: RunConfig) -> None:
+    """model.weights, when named (whether or not the task needs it), is a file."""
+    weights = config.model.weights
+    if weights is not None and not Path(weights).is_file():
+        raise ConfigError(f"{config.where('model', 'weights')}: weights file {weights} does not exist")
 
 
 def _check_classes(config: RunConfig) -> None:
@@ -192,10 +211,10 @@ def _check_name(config: RunConfig, path: tuple[str, str], value: str, allowed: l
 def _check_needs(config: RunConfig, task: Task, params: Any) -> None:
     needs = task.needs(params)
     name = config.task["name"]
-    if "weights" in needs:
-        if not config.model.weights:
-            raise ConfigError(f"{config.where('model')}: task {name!r} needs model.weights (a trained plain model)")
-        if not Path(config.model.weights).is_file():
-            raise ConfigError(f"{config.where('model', 'weights')}: weights file {config.model.weights} does not exist")
+    if "weights" in needs and not config.model.weights:
+        raise ConfigError(
+            f"{config.where('model')}: task {name!r} needs model.weights, a trained plain model: "
+            f"add weights: PATH under model:, or --set model.weights=PATH"
+        )
     if "sensor" in needs and not config.protected:
         raise ConfigError(f"{config.where('sensor', 'preset')}: task {name!r} needs a sensor preset, not 'none'")

@@ -7,11 +7,10 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from ..base.registry import Registry
+from ..base.registry import shipped_files
 from ..base.schema import ConfigError, SourceLines, build, read_yaml
 from ..privacy.readout import Readout
 
@@ -158,17 +157,7 @@ def _as_sequence(value: Any, name: str) -> tuple:
     raise ValueError(f"{name} must be a number or a list of numbers, got {value!r}")
 
 
-def _shipped_presets() -> Registry[Path]:
-    """The YAML files of configs/sensors, by name."""
-    registry: Registry[Path] = Registry("sensor preset")
-    folder = resources.files("privcam.configs") / "sensors"
-    for item in sorted(folder.iterdir(), key=lambda p: p.name):
-        if item.name.endswith(".yaml"):
-            registry.register(item.name.removesuffix(".yaml"))(Path(str(item)))
-    return registry
-
-
-PRESETS = _shipped_presets()
+PRESETS = shipped_files("sensor preset", "privcam.configs", "sensors")  # configs/sensors/NAME.yaml
 
 
 def preset_names() -> list[str]:

@@ -65,11 +65,11 @@ def test_validate_names_file_line_field_and_allowed_values(workdir, capsys):
 
     path.write_text("name: x\ntask: {name: evaluate}\n")
     assert main(["validate", str(path)]) == 2
-    assert f"{path}:1: task 'evaluate' needs model.weights (a trained plain model)" in capsys.readouterr().err
+    assert f"{path}:1: task 'evaluate' needs model.weights, a trained plain model" in capsys.readouterr().err
 
     path.write_text("name: x\ntask: {name: evaluate}\nmodel:\n  weights: missing.pt\n")
     assert main(["validate", str(path)]) == 2
-    assert f"{path}:4: weights file missing.pt does not exist" in capsys.readouterr().err
+    assert f"{path}:4: weights file {path.parent / 'missing.pt'} does not exist" in capsys.readouterr().err
 
     path.write_text("name: x\ntask: {name: simulate}\nsensor: none\n")
     assert main(["validate", str(path)]) == 2
@@ -245,11 +245,11 @@ def test_validate_checks_named_files_and_the_output_folder(workdir, capsys):
     )
     assert main(["validate", str(path)]) == 2
     err = capsys.readouterr().err
-    assert f"{path}:5: video file missing.mp4 does not exist" in err
+    assert f"{path}:5: video file {workdir / 'missing.mp4'} does not exist" in err
     assert f"{path}:7: output folder a_file/run: a_file is a file, not a folder" in err
     path.write_text("name: x\ntask: {name: train}\ndata: {source: image_folder, root: nowhere}\n")
     assert main(["validate", str(path)]) == 2
-    assert f"{path}:3: data.root nowhere is not a folder" in capsys.readouterr().err
+    assert f"{path}:3: data.root {workdir / 'nowhere'} is not a folder" in capsys.readouterr().err
 
 
 def test_keygen_and_demo_key_mistakes_are_clear_errors(workdir, capsys):

@@ -59,7 +59,7 @@ def test_careless_webcam_arguments_are_clear_errors(workdir, capsys, monkeypatch
     (workdir / "a_file").write_text("")
     for args, message in [
         (["--frames", "0"], "task.frames must be >= 1, got 0"),
-        (["--source", "missing.mp4", "--frames", "2"], "'missing.mp4': no such video file"),
+        (["--source", "missing.mp4", "--frames", "2"], f"'{workdir / 'missing.mp4'}': no such video file"),
         (["--record", "a_file/out.mp4", "--frames", "2"], "a_file is a file, not a folder"),
     ]:
         assert main(["webcam", "--config", config, *args]) == 2, args
