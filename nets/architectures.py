@@ -47,18 +47,35 @@ class VGGCifar(nn.Module):
 
 
 def _first_conv_for(model: nn.Module, in_channels: int) -> nn.Module:
-    """Replace a torchvision model's RGB stem by one for `in_channels`."""
+    """Replace a torchvision model's RGB stem (its first Conv2d) by one for `in_channels`."""
     if in_channels == 3:
         return model
-    stem = model.conv1 if hasattr(model, "conv1") else model.features[0][0]
+    name, stem = next((n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d))
     new = nn.Conv2d(
         in_channels, stem.out_channels, stem.kernel_size, stem.stride, stem.padding, bias=stem.bias is not None
     )
-    if hasattr(model, "conv1"):
-        model.conv1 = new
-    else:
-        model.features[0][0] = new
+    parent, _, attribute = name.rpartition(".")
+    setattr(model.get_submodule(parent) if parent else model, attribute, new)
     return model
+
+
+def vit_tiny(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
+    """A ViT for 28x28 frames: 4x4 patches (7x7 tokens and a class token), 4 layers of width 64."""
+    from torchvision.models.vision_transformer import VisionTransformer
+
+    model = VisionTransformer(28, 4, num_layers=4, num_heads=4, hidden_dim=64, mlp_dim=128, num_classes=num_classes)
+    return _first_conv_for(model, in_channels)
+
+
+def convnext_nano(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
+    """A ConvNeXt for small frames: a 2x2 stem and three stages of width 32, 64 and 128."""
+    from torchvision.models.convnext import CNBlockConfig, ConvNeXt
+
+    stages = [CNBlockConfig(32, 64, 2), CNBlockConfig(64, 128, 2), CNBlockConfig(128, None, 2)]
+    model = ConvNeXt(stages, stochastic_depth_prob=0.05, num_classes=num_classes)
+    stem = model.features[0][0]
+    model.features[0][0] = nn.Conv2d(3, stem.out_channels, 2, stride=2)
+    return _first_conv_for(model, in_channels)
 
 
 class PreActBlock(nn.Module):

@@ -1,8 +1,9 @@
 """How each graph op acts on the keyed order of its inputs (the converter's rule book).
 
-A value in a traced network is plain (order does not matter: vectors, scalars, 1x1 maps),
-a keyed spatial map (B, C, H, W) whose positions follow one permutation class, or keyed flat
-features (B, C*H*W) from flattening such a map. Rules map ops to what they do to that.
+A value in a traced network is plain (order does not matter: vectors, scalars, 1x1 maps), a keyed
+map whose rows and columns are two dims of a tensor ((B, C, H, W), or channels-last (B, H, W, C)),
+keyed tokens (the map's positions flattened into one dim, as in a vision transformer), or keyed
+flat features (B, C*H*W) from flattening a map. These sets name the ops by what they do to that.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import operator
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchvision.models.swin_transformer import _patch_merging_pad, shifted_window_attention
+from torchvision.ops import stochastic_depth
 
 # Modules that act element by element: they run unchanged on keyed maps and on flat features.
 ELEMENTWISE_MODULES: tuple[type[nn.Module], ...] = (
@@ -79,6 +82,7 @@ POINTWISE_FUNCTIONS = frozenset(
         F.softplus,
         F.dropout,
         F.dropout2d,
+        stochastic_depth,  # drops whole samples
     }
 )
 
@@ -114,7 +118,19 @@ POINTWISE_METHODS = frozenset(
 REDUCE_FUNCTIONS = frozenset({torch.mean, torch.sum, torch.amax, torch.amin})
 REDUCE_METHODS = frozenset({"mean", "sum", "amax", "amin"})
 SHAPE_METHODS = frozenset({"size", "dim", "numel"})
-FLATTEN_FUNCTIONS = frozenset({torch.flatten})
-RESHAPE_METHODS = frozenset({"view", "reshape", "flatten"})
+# Shape changes, read from the traced shapes before and after.
+RESHAPE_FUNCTIONS = frozenset({torch.flatten, torch.reshape, torch.squeeze, torch.unsqueeze, torch.unflatten})
+RESHAPE_METHODS = frozenset({"view", "reshape", "flatten", "unflatten", "squeeze", "unsqueeze"})
 CAT_FUNCTIONS = frozenset({torch.cat, torch.concat})
 LINEAR_FUNCTIONS = frozenset({F.linear})
+# Splits into parts along one dim: the argument names after the input, the dim last.
+SPLIT_FUNCTIONS = {
+    torch.chunk: (("chunks", None), ("dim", 0)),
+    torch.split: (("split_size_or_sections", None), ("dim", 0)),
+}
+SPLIT_METHODS = {"chunk": (("chunks", None), ("dim", 0)), "split": (("split_size", None), ("dim", 0))}
+SOFTMAX_FUNCTIONS = frozenset({F.softmax, F.log_softmax, torch.softmax})
+LAYER_NORM_FUNCTIONS = frozenset({F.layer_norm})
+ATTENTION_FUNCTIONS = frozenset({F.scaled_dot_product_attention})
+# Swin's window attention and patch merging (fx leaves in torchvision): keyed as fixed gathers.
+WINDOW_FUNCTIONS = {shifted_window_attention: "attention", _patch_merging_pad: "merging"}

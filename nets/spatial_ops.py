@@ -9,13 +9,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from .stencil import (
+    F_PAD_MODES,
     Stencil,
     adaptive_axis,
     avg_pool_axis,
     combine,
     conv_axis,
+    conv_transpose_axis,
     fill_outside_with_valid,
     interpolate_axis,
+    shift_axis,
 )
 
 INTERPOLATION_MODES = ("nearest", "nearest-exact", "bilinear")
@@ -27,12 +30,15 @@ class UnsupportedSpatialOp(ValueError):
 
 @dataclass(frozen=True)
 class SpatialOp:
-    """What to build for one spatial op: a keyed conv, a keyed max or a keyed weighted sum."""
+    """What to build for one spatial op: a keyed conv, a keyed max, a keyed weighted sum, or a
+    pixel (un)shuffle, which has no stencil: it moves values between channels and positions."""
 
-    kind: str  # "conv" | "max" | "sum"
-    stencil: Stencil
-    conv: nn.Conv2d | None = None
+    kind: str  # "conv" | "max" | "sum" | "pixel_shuffle" | "pixel_unshuffle"
+    stencil: Stencil | None
+    conv: nn.Conv2d | None = None  # a transposed convolution comes as the Conv2d over its stencil
     conv_padding: tuple[int, int] = (0, 0)
+    transposed: bool = False
+    factor: int = 1  # pixel (un)shuffle
 
 
 def _pair(value: Any) -> tuple[int, int]:
@@ -52,6 +58,48 @@ def conv_op(conv: nn.Conv2d, in_hw: tuple[int, int], out_hw: tuple[int, int]) ->
     rows = conv_axis(in_hw[0], out_hw[0], kernel[0], stride[0], pad[0], dilation[0], conv.padding_mode)
     cols = conv_axis(in_hw[1], out_hw[1], kernel[1], stride[1], pad[1], dilation[1], conv.padding_mode)
     return SpatialOp("conv", combine(rows, cols, in_hw), conv=conv, conv_padding=pad)
+
+
+def conv_transpose_op(conv: nn.ConvTranspose2d, in_hw: tuple[int, int], out_hw: tuple[int, int]) -> SpatialOp:
+    """A transposed convolution as a convolution over its own stencil: kernel element (ky, kx)
+    carries weight[c_in, c_out, ky, kx] from input i to output i*stride - padding + k*dilation
+    (output_padding only makes the output longer, which out_hw already says)."""
+    if conv.padding_mode != "zeros":
+        raise UnsupportedSpatialOp(f"transposed convolution with padding_mode {conv.padding_mode!r}")
+    kernel, stride, dilation, pad = conv.kernel_size, conv.stride, conv.dilation, conv.padding
+    rows = conv_transpose_axis(in_hw[0], out_hw[0], kernel[0], stride[0], pad[0], dilation[0])
+    cols = conv_transpose_axis(in_hw[1], out_hw[1], kernel[1], stride[1], pad[1], dilation[1])
+    groups, c_in, c_out = conv.groups, conv.in_channels, conv.out_channels
+    equivalent = nn.Conv2d(c_in, c_out, kernel, groups=groups, bias=conv.bias is not None)
+    weight = conv.weight.detach().view(groups, c_in // groups, c_out // groups, *kernel).transpose(1, 2)
+    equivalent.weight.data.copy_(weight.reshape(c_out, c_in // groups, *kernel))
+    if conv.bias is not None:
+        equivalent.bias.data.copy_(conv.bias.detach())
+    equivalent.to(conv.weight.device, conv.weight.dtype)
+    return SpatialOp("conv", combine(rows, cols, in_hw), conv=equivalent, transposed=True)
+
+
+def pad_op(in_hw, out_hw, pad, mode="constant", value=None) -> SpatialOp:
+    """F.pad of the last two dims (left, right, top, bottom), in any of its modes; negative pads crop."""
+    pad = list(pad)
+    if len(pad) > 4 and any(pad[4:]):
+        raise UnsupportedSpatialOp("padding other dims than height and width")
+    if mode not in F_PAD_MODES:
+        raise UnsupportedSpatialOp(f"padding mode {mode!r} has no keyed form; use one of {tuple(F_PAD_MODES)}")
+    if mode == "constant" and value:
+        raise UnsupportedSpatialOp("constant padding with a value other than 0")
+    left, top = pad[0], pad[2] if len(pad) > 2 else 0
+    rows = shift_axis(in_hw[0], out_hw[0], top, F_PAD_MODES[mode])
+    cols = shift_axis(in_hw[1], out_hw[1], left, F_PAD_MODES[mode])
+    return SpatialOp("sum", combine(rows, cols, in_hw))
+
+
+def pixel_shuffle_op(in_hw, out_hw, upscale_factor: int) -> SpatialOp:
+    return SpatialOp("pixel_shuffle", None, factor=upscale_factor)
+
+
+def pixel_unshuffle_op(in_hw, out_hw, downscale_factor: int) -> SpatialOp:
+    return SpatialOp("pixel_unshuffle", None, factor=downscale_factor)
 
 
 def max_pool_op(in_hw, out_hw, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
@@ -118,6 +166,12 @@ def module_op(module: nn.Module, in_hw, out_hw) -> SpatialOp | None:
         raise UnsupportedSpatialOp("pooling with return_indices=True (indices into a keyed map) is not supported")
     if isinstance(module, nn.Conv2d):
         return conv_op(module, in_hw, out_hw)
+    if isinstance(module, nn.ConvTranspose2d):
+        return conv_transpose_op(module, in_hw, out_hw)
+    if isinstance(module, nn.PixelShuffle):
+        return pixel_shuffle_op(in_hw, out_hw, module.upscale_factor)
+    if isinstance(module, nn.PixelUnshuffle):
+        return pixel_unshuffle_op(in_hw, out_hw, module.downscale_factor)
     if isinstance(module, nn.MaxPool2d):
         return max_pool_op(
             in_hw,
@@ -174,6 +228,9 @@ FUNCTION_OPS = {
     F.adaptive_max_pool2d: _adaptive_max,
     F.interpolate: interpolate_op,
     F.upsample: interpolate_op,
+    F.pad: pad_op,
+    F.pixel_shuffle: pixel_shuffle_op,
+    F.pixel_unshuffle: pixel_unshuffle_op,
 }
 
 # Adaptive pooling to 1x1 is permutation invariant and runs unchanged.

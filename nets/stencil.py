@@ -75,6 +75,20 @@ def conv_axis(n_in: int, n_out: int, kernel: int, stride: int, pad: int, dilatio
     return AxisTaps(index, np.where(index < 0, 0.0, 1.0))
 
 
+def conv_transpose_axis(n_in: int, n_out: int, kernel: int, stride: int, pad: int, dilation: int) -> AxisTaps:
+    """Taps of a transposed convolution along one axis: output o takes, through kernel element k,
+    the input i with i*stride - pad + k*dilation = o (none when no such whole i is inside)."""
+    reach = np.arange(n_out)[:, None] + pad - np.arange(kernel)[None, :] * dilation
+    index = np.where((reach % stride == 0) & (reach >= 0) & (reach < n_in * stride), reach // stride, -1)
+    return AxisTaps(index, np.where(index < 0, 0.0, 1.0))
+
+
+def shift_axis(n_in: int, n_out: int, before: int, mode: str) -> AxisTaps:
+    """One tap along an axis padded with `before` positions in front (negative: cropped)."""
+    index = pad_index(np.arange(n_out)[:, None] - before, n_in, mode)
+    return AxisTaps(index, np.where(index < 0, 0.0, 1.0))
+
+
 def pad_index(index: np.ndarray, n_in: int, mode: str) -> np.ndarray:
     """Where positions before or past an axis of n_in read under torch's padding modes (-1: zeros)."""
     if mode == "zeros":

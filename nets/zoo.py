@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 MODELS: Registry[Callable[..., nn.Module]] = Registry("model")
 # (H, W) of the architectures that take one frame size only (a Linear reads a fixed-size map), so
 # that a run file can be checked without building the network.
-FIXED_INPUT_SIZES: dict[str, tuple[int, int]] = {"small_cnn": (28, 28)}
+FIXED_INPUT_SIZES: dict[str, tuple[int, int]] = {"small_cnn": (28, 28), "vit_tiny": (28, 28)}
 
 
 def register_model(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
@@ -98,3 +98,20 @@ def unet_small(num_classes: int = 2, in_channels: int = 3, width: int = 16) -> n
     from .architectures import SmallUNet
 
     return SmallUNet(num_classes, in_channels, width)
+
+
+@register_model
+def vit_tiny(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
+    """A small vision transformer for 28x28 frames (Fashion-MNIST): 4x4 patches, 4 layers of width
+    64. Keyed, only its patch embedding and position embedding differ from the plain network."""
+    from .architectures import vit_tiny
+
+    return vit_tiny(num_classes, in_channels)
+
+
+@register_model
+def convnext_nano(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
+    """A small ConvNeXt (2x2 stem, stages of width 32, 64, 128) for small frames such as Fashion-MNIST."""
+    from .architectures import convnext_nano
+
+    return convnext_nano(num_classes, in_channels)
