@@ -401,11 +401,17 @@ def _spreads_a_constant(node: fx.Node, ctx: _Context) -> bool:
     return is_interpolation and shape is not None and len(shape) == 4 and shape[-2:] == (1, 1)
 
 
-def _spatial(node: fx.Node, ctx: _Context, op: SpatialOp | None) -> Keyed | None:
-    """A spatial op: its output gets a new permutation class; op None means it runs unchanged."""
+def _nchw_input(node: fx.Node, ctx: _Context) -> Keyed:
+    """The keyed input of a spatial op, which must be a (B, C, H, W) map."""
     value = ctx.layouts[node.args[0]]
     if not value.nchw:
         raise _Refused(f"a spatial op needs a (B, C, H, W) map; its input is {value.describe()}")
+    return value
+
+
+def _spatial(node: fx.Node, ctx: _Context, op: SpatialOp | None) -> Keyed | None:
+    """A spatial op: its output gets a new permutation class; op None means it runs unchanged."""
+    _nchw_input(node, ctx)
     out_hw = _shape(node)[-2:]
     if op is None:
         return None  # global pooling: a 1x1 map has one order
@@ -606,8 +612,7 @@ def _module_rule(node: fx.Node, ctx: _Context) -> Keyed | None:
     if isinstance(module, nn.Softmax | nn.LogSoftmax):
         return _softmax(node, ctx, module.dim)
     out_shape = _shape(node)
-    if not value.nchw:
-        raise _Refused(f"privcam keys this op on (B, C, H, W) maps only; its input is {value.describe()}")
+    _nchw_input(node, ctx)
     op = module_op(module, _shape(node.args[0])[-2:], out_shape[-2:])
     if op is None:
         raise _Refused("privcam has no keyed form of this op")
@@ -658,10 +663,7 @@ def _function_rule(node: fx.Node, ctx: _Context) -> Keyed | None:
         computed = _node_args(node)[1:]
         if computed and target not in SIZE_FROM_SHAPE_FUNCTIONS:
             raise _Refused("its hyperparameters are computed at run time; pass constants")
-        if not ctx.layouts[node.args[0]].nchw:
-            raise _Refused(
-                f"privcam keys this op on (B, C, H, W) maps only; its input is {ctx.layouts[node.args[0]].describe()}"
-            )
+        _nchw_input(node, ctx)
         args = [None if isinstance(a, fx.Node) else a for a in node.args[1:]]
         kwargs = {k: v for k, v in node.kwargs.items() if not isinstance(v, fx.Node)}
         return _spatial(node, ctx, FUNCTION_OPS[target](_shape(node.args[0])[-2:], _shape(node)[-2:], *args, **kwargs))

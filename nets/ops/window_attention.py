@@ -32,6 +32,14 @@ def effective_shift(in_hw: tuple[int, int], window: tuple[int, int], shift: tupl
     return tuple(0 if w >= p else s for w, p, s in zip(window, padded, shift, strict=True))
 
 
+def _keyed_rows(in_hw: tuple[int, int], perm, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """The keyed row of each plain position (rows, cols); H*W (the zero row) outside the map."""
+    height, width = in_hw
+    inverse = inverse_permutation(perm).astype(np.int64)
+    inside = (rows < height) & (cols < width)
+    return np.where(inside, inverse[np.minimum(rows, height - 1) * width + np.minimum(cols, width - 1)], height * width)
+
+
 def window_tables(in_hw, window, shift, perm, window_order) -> tuple[np.ndarray, np.ndarray]:
     """(gather, scatter): gather (nW*N,) keyed rows (H*W: the zero row, for padding) of window
     window_order[w], slot s at w*N + s; scatter (H*W,) the windows' row of each keyed position."""
@@ -42,10 +50,7 @@ def window_tables(in_hw, window, shift, perm, window_order) -> tuple[np.ndarray,
     slot = np.arange(wh * ww)[None, :]
     rolled_r = (plain_window // across) * wh + slot // ww
     rolled_c = (plain_window % across) * ww + slot % ww
-    r, c = (rolled_r + sh) % pad_h, (rolled_c + sw) % pad_w
-    inverse = inverse_permutation(perm).astype(np.int64)
-    inside = (r < height) & (c < width)
-    gather = np.where(inside, inverse[np.minimum(r, height - 1) * width + np.minimum(c, width - 1)], height * width)
+    gather = _keyed_rows(in_hw, perm, (rolled_r + sh) % pad_h, (rolled_c + sw) % pad_w)
     position = np.asarray(perm, dtype=np.int64)
     rolled_r, rolled_c = (position // width - sh) % pad_h, (position % width - sw) % pad_w
     plain = (rolled_r // wh) * across + rolled_c // ww
@@ -155,16 +160,10 @@ class KeyedWindowAttention(nn.Module):
 def patch_merging_index(in_hw: tuple[int, int], perm_in, perm_out) -> np.ndarray:
     """(4 * H_out*W_out,): for block k = i + 2j (torchvision's x0..x3) and keyed output position q
     (plain (h, w)), the keyed input row of the plain (2h + i, 2w + j); H*W (the zero row) in the padding."""
-    height, width = in_hw
-    out_w = (width + 1) // 2
+    out_w = (in_hw[1] + 1) // 2
     h, w = np.divmod(np.asarray(perm_out, dtype=np.int64), out_w)
     i, j = np.array([0, 1, 0, 1]), np.array([0, 0, 1, 1])
-    r, c = 2 * h[None, :] + i[:, None], 2 * w[None, :] + j[:, None]
-    inside = (r < height) & (c < width)
-    inverse = inverse_permutation(perm_in).astype(np.int64)
-    return np.where(
-        inside, inverse[np.minimum(r, height - 1) * width + np.minimum(c, width - 1)], height * width
-    ).reshape(-1)
+    return _keyed_rows(in_hw, perm_in, 2 * h[None, :] + i[:, None], 2 * w[None, :] + j[:, None]).reshape(-1)
 
 
 class KeyedPatchMerging(nn.Module):
