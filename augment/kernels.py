@@ -17,6 +17,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from ..base.threads import on_torch_threads
+
 CHUNK = 2048
 
 
@@ -48,6 +50,7 @@ def _warm(x, b, start, warmed):
         warmed[b] = total
 
 
+@on_torch_threads
 @njit(parallel=True, cache=True)
 def separable(x, inv, rows_of, cols_of, row_index, row_weight, col_index, col_weight, width, fill, out):
     """x (B, C, N_in) keyed; row_index/weight (B, H_out, T_r), col_index/weight (B, W_out, T_c)."""
@@ -80,6 +83,7 @@ def separable(x, inv, rows_of, cols_of, row_index, row_weight, col_index, col_we
                             out[b, ch, j] += w * x[b, ch, k]
 
 
+@on_torch_threads
 @njit(parallel=True, cache=True)
 def separable_gather(x, inv, rows_of, cols_of, row_index, col_index, width, fill, out, warmed):
     """separable() for one tap of weight 1 per axis (flips, crops): row_index (B, H_out), col_index (B, W_out)."""
@@ -102,6 +106,7 @@ def separable_gather(x, inv, rows_of, cols_of, row_index, col_index, width, fill
                 target[j] = fill[ch] if k == n_in else plane[k]
 
 
+@on_torch_threads
 @njit(parallel=True, cache=True)
 def separable_bilinear(x, neighbours, rows_of, cols_of, row_code, row_weight, col_code, col_weight, out, warmed):
     """separable() for bilinear resizing: two taps per axis on the same or the next row (column),
@@ -172,6 +177,7 @@ def _reflect(coord, size, align_corners):
     return min(max(value, 0.0), size - 1.0)
 
 
+@on_torch_threads
 @njit(parallel=True, cache=True)
 def warp(x, neighbours, rows_of, cols_of, inverse, height, width, padding, align_corners, fill, chosen, out, warmed):
     """Bilinear sampling at inverse[b] @ (u, v, 1); padding codes as taps.PADDING_CODES.
@@ -232,6 +238,7 @@ def warp(x, neighbours, rows_of, cols_of, inverse, height, width, padding, align
                 target[j] = acc
 
 
+@on_torch_threads
 @njit(parallel=True, cache=True)
 def shared(x, keyed, weight, out, warmed):
     """out[b, c, j] = sum_k weight[b|0, j|0, k] * x[b, c, keyed[j, k]]; keyed N_in reads zero, and

@@ -9,7 +9,7 @@ Targets:
   <= 3 ms at 640x480 and <= 15 ms at 1920x1080.
 Baselines measured in the same run: numpy's argsort of the same number of random uint64 (the sort
 the paper's schedule is built on) and a plain copy of the frame (the floor for any shuffle). Numba's
-thread count is numba's default (the machine's cores) unless NUMBA_NUM_THREADS says otherwise.
+kernels run on torch's thread count (base/threads.py): the machine's cores unless set otherwise.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""One ConvNeXt-style 7x7 depthwise convolution, plain against keyed (gather backend), and a
-tap-by-tap variant of the keyed one built from torch ops.
+"""One ConvNeXt-style 7x7 depthwise convolution, plain against keyed (the gather backend's fused
+CPU kernel, nets/ops/depthwise.py), and a tap-by-tap variant of the keyed one built from torch ops.
 
     python benchmarks/keyed_depthwise.py [--threads N] [--calls K]
 
@@ -48,7 +48,7 @@ def main() -> None:
     table = keyed.table.long()
     variants = {
         "plain": lambda: conv(x),
-        "keyed (gather backend)": lambda: keyed(keyed_x),
+        "keyed (fused kernel)": lambda: keyed(keyed_x),
         "keyed, tap by tap": lambda: tap_by_tap(keyed_x, conv.weight, conv.bias, table),
     }
     print(f"{args.threads} threads, depthwise 7x7, {channels} channels, {size}x{size}, batch {batch}")

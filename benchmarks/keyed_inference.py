@@ -5,8 +5,8 @@
 Every variant runs in the same process on the same thread count, interleaved round by round
 (the machine is shared and noisy); each number is a median over rounds, and each ratio is
 against the plain model measured in those same rounds.
-Targets: gather <= 1.1x plain at batch 1 and <= 1.25x at batch 64 (VGG16-BN
-CIFAR); all VGG16 tables at 224x224 built in <= 50 ms and held in <= 6 MB.
+Targets: gather <= 1.1x plain at batch 1 and <= 1.15x at batch 64, at 1 and at 2 threads
+(VGG16-BN CIFAR); all VGG16 tables at 224x224 built in <= 50 ms and held in <= 6 MB.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def main() -> None:
     print("\nTargets")
     checks = [
         ("gather <= 1.10x plain, VGG16 batch 1", batch1["gather (BN folded)"], 1.10),
-        ("gather <= 1.25x plain, VGG16 batch 64", batch64["gather (BN folded)"], 1.25),
+        ("gather <= 1.15x plain, VGG16 batch 64", batch64["gather (BN folded)"], 1.15),
         ("VGG16 tables at 224x224 <= 50 ms", seconds_224 * 1000, 50.0),
         ("VGG16 tables at 224x224 <= 6 MB", bytes_224 / 1e6, 6.0),
     ]

@@ -26,8 +26,14 @@ from .ops.conv import KeyedConv2d
 from .ops.deform_conv import KeyedDeformConv2d
 from .ops.pixel_shuffle import KeyedPixelShuffle
 from .ops.pool import KeyedMaxPool2d, KeyedWeightedSum2d
-from .ops.window_attention import KeyedPatchMerging, KeyedWindowAttention
+from .ops.window_attention import (
+    KeyedPartitionAttention,
+    KeyedPatchMerging,
+    KeyedWindowAttention,
+    partition_positions,
+)
 from .spatial_ops import (
+    CONV_FUNCTIONS,
     FUNCTION_OPS,
     GLOBAL_POOL_FUNCTIONS,
     SIZE_FROM_SHAPE_FUNCTIONS,
@@ -45,6 +51,7 @@ KEYED_OPS = (
     KeyedPixelShuffle,
     KeyedWindowAttention,
     KeyedPatchMerging,
+    KeyedPartitionAttention,
 )
 BACKENDS = ("gather", "deform")
 
@@ -207,6 +214,11 @@ def to_keyed(
             windows = permutation(key, f"net/{node.name}/windows", count)
             module = KeyedWindowAttention(value.hw, window, shift, perm_of(value), windows)
             _replace_with_module(graph_module, node, module, keep_arguments=True)
+        elif kind == "partition":
+            layer = graph_module.get_submodule(node.target)
+            count = partition_positions(layer, value.hw).shape[0]
+            windows = permutation(key, f"net/{node.name}/windows", count)
+            _replace_with_module(graph_module, node, KeyedPartitionAttention(layer, value.hw, perm_of(value), windows))
         else:
             _replace_with_module(
                 graph_module, node, KeyedPatchMerging(value.hw, perm_of(value), perm_of(layouts[node]))
@@ -245,9 +257,17 @@ def to_keyed(
     return keyed.to(device)
 
 
+class _Tracer(fx.Tracer):
+    """torch.fx's tracer, keeping the modules that are keyed whole (rules.WINDOW_MODULES) as one op."""
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        return isinstance(m, rules.WINDOW_MODULES) or super().is_leaf_module(m, module_qualified_name)
+
+
 def _trace(model: nn.Module) -> fx.GraphModule:
+    root = copy.deepcopy(model)
     try:
-        return fx.symbolic_trace(copy.deepcopy(model))
+        return fx.GraphModule(root, _Tracer().trace(root), type(root).__name__)
     except Exception as err:
         raise KeyConversionError(f"torch.fx could not trace {type(model).__name__}: {err}") from err
 
@@ -352,7 +372,8 @@ class _Context:
     # (node, parameter node, its keyed layout): a parameter that varies over the positions of a
     # keyed operand (a position embedding), permuted once at conversion
     param_uses: list[tuple[fx.Node, fx.Node, Keyed]] = field(default_factory=list)
-    window_ops: dict[fx.Node, str] = field(default_factory=dict)  # Swin's "attention" and "merging"
+    # Swin's "attention" and "merging", MaxViT's "partition"
+    window_ops: dict[fx.Node, str] = field(default_factory=dict)
 
     def keyed_inputs(self, node: fx.Node) -> list[Keyed]:
         return [self.layouts[a] for a in _node_args(node) if isinstance(self.layouts.get(a), Keyed)]
@@ -599,6 +620,8 @@ def _module_rule(node: fx.Node, ctx: _Context) -> Keyed | None:
         return _attention(node, ctx, query, key, val, 1 if module.batch_first else 0)
     if not isinstance(value, Keyed):
         raise _Refused("its keyed input is not its first argument")
+    if isinstance(module, rules.WINDOW_MODULES):
+        return _partitioned(node, ctx, value)
     if isinstance(module, nn.Linear):
         return _linear(node, ctx, value, module)
     if isinstance(module, nn.LayerNorm):
@@ -657,6 +680,8 @@ def _function_rule(node: fx.Node, ctx: _Context) -> Keyed | None:
         return _reduce(node, ctx, *_args(node, ("dim", None), ("keepdim", False)))
     if target in rules.LINEAR_FUNCTIONS:
         raise _Refused("functional linear on keyed features; use nn.Linear so the weights can be keyed")
+    if target in CONV_FUNCTIONS:
+        return _functional_conv(node, ctx)
     if target in FUNCTION_OPS:
         if target in GLOBAL_POOL_FUNCTIONS and _shape(node)[-2:] == (1, 1):
             return _spatial(node, ctx, None)
@@ -668,6 +693,28 @@ def _function_rule(node: fx.Node, ctx: _Context) -> Keyed | None:
         kwargs = {k: v for k, v in node.kwargs.items() if not isinstance(v, fx.Node)}
         return _spatial(node, ctx, FUNCTION_OPS[target](_shape(node.args[0])[-2:], _shape(node)[-2:], *args, **kwargs))
     raise _Refused("privcam has no keyed form of this op")
+
+
+def _functional_conv(node: fx.Node, ctx: _Context) -> Keyed:
+    """F.conv2d or F.conv_transpose2d whose weight and bias the model holds (get_attr nodes)."""
+    weight, bias = _args(node, ("weight", None), ("bias", None))
+    held = []
+    for value in (weight, bias):
+        if isinstance(value, fx.Node) and value.op != "get_attr":
+            raise _Refused("its weight or bias is computed at run time; keep them as parameters or buffers")
+        held.append(_attribute(ctx.gm, value.target) if isinstance(value, fx.Node) else value)
+    if held[0] is None:
+        raise _Refused("it has no weight")
+    kwargs = {k: v for k, v in node.kwargs.items() if k not in ("weight", "bias")}
+    if any(isinstance(a, fx.Node) for a in (*node.args[3:], *kwargs.values())):
+        raise _Refused("its hyperparameters are computed at run time; pass constants")
+    op = CONV_FUNCTIONS[node.target](_shape(node.args[0])[-2:], _shape(node)[-2:], *held, *node.args[3:], **kwargs)
+    return _spatial(node, ctx, op)
+
+
+def _attribute(gm: fx.GraphModule, target: str) -> torch.Tensor:
+    module_path, _, name = target.rpartition(".")
+    return getattr(gm.get_submodule(module_path) if module_path else gm, name)
 
 
 # shifted_window_attention's arguments after the input, in order
@@ -687,6 +734,15 @@ def _windowed(node: fx.Node, ctx: _Context, kind: str) -> Keyed:
         return value
     hw = ((value.hw[0] + 1) // 2, (value.hw[1] + 1) // 2)
     return Keyed(ctx.classes.new(node, hw), hw, axes=(1, 2), ndim=4)
+
+
+def _partitioned(node: fx.Node, ctx: _Context, value: Keyed) -> Keyed:
+    """MaxViT's block or grid attention: a keyed (B, C, H, W) map in, the same order out."""
+    if len(ctx.keyed_inputs(node)) > 1 or len(node.args) + len(node.kwargs) > 1:
+        raise _Refused("it takes one keyed map alone")
+    _nchw_input(node, ctx)
+    ctx.window_ops[node] = "partition"
+    return value
 
 
 def _refuse_plain_first(node: fx.Node) -> None:

@@ -13,6 +13,7 @@ import operator
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchvision.models.maxvit import PartitionAttentionLayer
 from torchvision.models.swin_transformer import _patch_merging_pad, shifted_window_attention
 from torchvision.ops import stochastic_depth
 
@@ -134,3 +135,6 @@ LAYER_NORM_FUNCTIONS = frozenset({F.layer_norm})
 ATTENTION_FUNCTIONS = frozenset({F.scaled_dot_product_attention})
 # Swin's window attention and patch merging (fx leaves in torchvision): keyed as fixed gathers.
 WINDOW_FUNCTIONS = {shifted_window_attention: "attention", _patch_merging_pad: "merging"}
+# Modules traced as one op and keyed whole: MaxViT's block and grid attention splits the rows and
+# columns of a map into partitions, which only a gather into windows can do on a keyed map.
+WINDOW_MODULES: tuple[type[nn.Module], ...] = (PartitionAttentionLayer,)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 import torch.nn.functional as F
 from torch import nn
 
@@ -233,6 +234,35 @@ FUNCTION_OPS = {
     F.pixel_unshuffle: pixel_unshuffle_op,
 }
 
+
+def conv2d_function_op(in_hw, out_hw, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> SpatialOp:
+    """F.conv2d with constant weights: keyed as the nn.Conv2d holding them would be."""
+    c_out, c_in_g, *kernel = weight.shape
+    conv = nn.Conv2d(c_in_g * groups, c_out, kernel, stride, padding, dilation, groups, bias is not None)
+    return conv_op(_holding(conv, weight, bias), in_hw, out_hw)
+
+
+def conv_transpose2d_function_op(
+    in_hw, out_hw, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1
+) -> SpatialOp:
+    """F.conv_transpose2d with constant weights: keyed as the nn.ConvTranspose2d holding them would be."""
+    c_in, c_out_g, *kernel = weight.shape
+    conv = nn.ConvTranspose2d(
+        c_in, c_out_g * groups, kernel, stride, padding, output_padding, groups, bias is not None, dilation
+    )
+    return conv_transpose_op(_holding(conv, weight, bias), in_hw, out_hw)
+
+
+def _holding(conv: nn.Module, weight: torch.Tensor, bias: torch.Tensor | None) -> nn.Module:
+    conv.to(weight.device, weight.dtype)
+    conv.weight.data.copy_(weight.detach())
+    if bias is not None:
+        conv.bias.data.copy_(bias.detach())
+    return conv
+
+
+# Functional convolutions: the builder takes (in_hw, out_hw, weight, bias, *the other call args).
+CONV_FUNCTIONS = {F.conv2d: conv2d_function_op, F.conv_transpose2d: conv_transpose2d_function_op}
 # Adaptive pooling to 1x1 is permutation invariant and runs unchanged.
 GLOBAL_POOL_FUNCTIONS = frozenset({F.adaptive_avg_pool2d, F.adaptive_max_pool2d})
 # Interpolation may take its size from another tensor's shape: the traced shape decides it.

@@ -26,6 +26,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from ..base.threads import on_torch_threads
 from .keys import Key
 
 ROUNDS = 4  # double rounds: 8 half rounds, as many as FF3-1's Feistel
@@ -99,6 +100,7 @@ def _walk(index, n, tx, ty, inverse):
             return index
 
 
+@on_torch_threads
 @njit(parallel=True, cache=True, boundscheck=False, fastmath=True)
 def _all_positions(n, tx, ty, inverse, out):
     a, b = np.uint32(ty.shape[1]), np.uint32(tx.shape[1])

@@ -7,6 +7,7 @@ import hashlib
 import numpy as np
 from numba import njit, prange
 
+from ..base.threads import on_torch_threads
 from .keys import Key
 
 _DOMAIN = b"privcam-perm-v1\0"
@@ -57,6 +58,7 @@ def unit_to_pixel_permutation(unit_perm: np.ndarray, height: int, width: int, si
     return out
 
 
+@on_torch_threads
 @njit(parallel=True, cache=True, boundscheck=False)
 def _expand_units(unit_perm, width, size, out):
     units_w = width // size

@@ -6,7 +6,11 @@ import torch
 from torch import nn
 
 from ..stencil import Stencil
-from .tokens import from_tokens, gather_reduce, matmul_rows, to_tokens
+from .depthwise import keyed_depthwise_conv
+from .tokens import from_tokens, gather_reduce, gathered, matmul_rows, to_tokens, transposed_table
+
+# Depthwise convolutions of these dtypes run as one fused kernel on the CPU (depthwise.py).
+FUSED_DTYPES = (torch.float32, torch.float64)
 
 
 def keyed_conv2d(
@@ -17,20 +21,27 @@ def keyed_conv2d(
     out_hw: tuple[int, int],
     groups: int = 1,
     zero_row: bool = True,
+    transposed: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Convolution of a keyed map. x (B, C_in, H, W) keyed, weight (C_out, C_in/groups, kh, kw),
-    table (H_out*W_out, kh*kw) of keyed input rows -> (B, C_out, H_out, W_out) keyed."""
+    """Convolution of a keyed map (depthwise ones fused on the CPU). x (B, C_in, H, W) keyed,
+    weight (C_out, C_in/groups, kh, kw), table (H_out*W_out, kh*kw) of keyed input rows
+    -> (B, C_out, H_out, W_out) keyed. With `transposed` (tokens.transposed_table of `table`), a
+    convolution of groups 1 runs its backward as gathers and GEMMs (_KeyedGemmConv)."""
     c_out, c_in_g, kh, kw = weight.shape
     taps = kh * kw
     c_in = c_in_g * groups
     if groups == 1:
         w = weight.permute(0, 2, 3, 1).reshape(c_out, taps * c_in)
+        if transposed is not None:
+            return from_tokens(_KeyedGemmConv.apply(to_tokens(x), w, bias, table, transposed, zero_row), out_hw)
 
         def reduce(cols: torch.Tensor, start: int, stop: int) -> torch.Tensor:
-            return matmul_rows(cols.reshape(-1, taps * c_in), w, bias)
+            return _rows_times(cols, w, bias)
 
     elif groups == c_in == c_out:
         w = weight.reshape(c_out, taps).t()
+        if x.device.type == "cpu" and x.dtype in FUSED_DTYPES:
+            return from_tokens(keyed_depthwise_conv(to_tokens(x), w, bias, table), out_hw)
 
         def reduce(cols: torch.Tensor, start: int, stop: int) -> torch.Tensor:
             y = (cols * w).sum(1)
@@ -48,6 +59,45 @@ def keyed_conv2d(
     return from_tokens(gather_reduce(to_tokens(x), table, zero_row, reduce), out_hw)
 
 
+class _KeyedGemmConv(torch.autograd.Function):
+    """A keyed convolution of groups 1 whose backward scatters nothing. Forward: gather the taps,
+    one GEMM. The input gradient is itself a keyed convolution, of the output gradient over the
+    transposed table with the weight's taps transposed; the weight gradient gathers the input
+    again, chunk by chunk, and accumulates cols^T @ grad. Autograd through the forward's gathers
+    would instead keep every gathered chunk and add the taps' gradients back one index at a time."""
+
+    @staticmethod
+    def forward(ctx, tokens, w, bias, table, transposed, zero_row):
+        ctx.save_for_backward(tokens, w, table, transposed)
+        ctx.zero_row = zero_row
+        return gather_reduce(tokens, table, zero_row, lambda cols, start, stop: _rows_times(cols, w, bias))
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        tokens, w, table, transposed = ctx.saved_tensors
+        c_out, width = w.shape
+        taps = table.shape[1]
+        grad_out = grad_out.contiguous()
+        grad_tokens = grad_w = grad_bias = None
+        if ctx.needs_input_grad[0]:
+            w_t = w.view(c_out, taps, width // taps).permute(2, 1, 0).reshape(-1, taps * c_out)
+            grad_tokens = gather_reduce(grad_out, transposed, True, lambda cols, start, stop: _rows_times(cols, w_t))
+        if ctx.needs_input_grad[1]:
+            grad_rows = grad_out.view(-1, c_out)
+            grad_w_t = w.new_zeros(width, c_out)
+            for cols, start, stop in gathered(tokens, table, ctx.zero_row):
+                grad_w_t.addmm_(cols.view(cols.shape[0], width).t(), grad_rows[start:stop])
+            grad_w = grad_w_t.t()
+        if ctx.needs_input_grad[2]:
+            grad_bias = grad_out.sum((0, 1))
+        return grad_tokens, grad_w, grad_bias, None, None, None
+
+
+def _rows_times(cols: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """cols (N, taps, C) as (N, taps*C) rows @ w (C_out, taps*C).T + bias."""
+    return matmul_rows(cols.reshape(cols.shape[0], -1), w, bias)
+
+
 class KeyedConv2d(nn.Module):
     """nn.Conv2d on keyed maps; the stencil's keyed table is fixed per key and shape."""
 
@@ -58,11 +108,21 @@ class KeyedConv2d(nn.Module):
         self.zero_row = stencil.reads_outside
         self.weight = nn.Parameter(conv.weight.detach().clone().contiguous(memory_format=torch.channels_last))
         self.bias = None if conv.bias is None else nn.Parameter(conv.bias.detach().clone())
+        self.in_length = stencil.in_hw[0] * stencil.in_hw[1]
         table = torch.from_numpy(stencil.keyed_index(perm_in, perm_out))
         self.register_buffer("table", table, persistent=False)
+        # built at the first forward that records gradients (training only); None: not built yet
+        self.register_buffer("transposed", None, persistent=False)
+        self.transposable = self.groups == 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return keyed_conv2d(x, self.weight, self.bias, self.table, self.out_hw, self.groups, self.zero_row)
+        transposed = None
+        if self.transposable and torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad):
+            if self.transposed is None:
+                self.transposed = transposed_table(self.table, self.in_length)
+                self.transposable = self.transposed is not None
+            transposed = self.transposed
+        return keyed_conv2d(x, self.weight, self.bias, self.table, self.out_hw, self.groups, self.zero_row, transposed)
 
     def extra_repr(self) -> str:
         c_out, c_in_g, kh, kw = self.weight.shape

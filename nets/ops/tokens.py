@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -29,13 +29,10 @@ def from_tokens(tokens: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:
     return tokens.reshape(batch, out_hw[0], out_hw[1], channels).permute(0, 3, 1, 2)
 
 
-def gather_reduce(tokens: torch.Tensor, table: torch.Tensor, zero_row: bool, reduce: Reduce) -> torch.Tensor:
-    """Gather rows table[j, t] of each sample and reduce each output's taps.
-
-    tokens (B, L_in, C); table (L_out, taps) of keyed input rows (L_in reads zeros when
-    `zero_row`). reduce(cols (N, taps, C), start, stop) maps a chunk of output rows
-    start..stop of the flattened batch to (N, C_out). Returns (B, L_out, C_out).
-    """
+def gathered(tokens: torch.Tensor, table: torch.Tensor, zero_row: bool) -> Iterator[tuple[torch.Tensor, int, int]]:
+    """The rows table[j, t] of each sample, chunk by chunk: (cols (N, taps, C), start, stop) for
+    output rows start..stop of the flattened batch. tokens (B, L_in, C); table (L_out, taps) of
+    keyed input rows (L_in reads zeros when `zero_row`). An empty batch gives one empty chunk."""
     batch, length, channels = tokens.shape
     if zero_row:
         tokens = F.pad(tokens, (0, 0, 0, 1))
@@ -48,12 +45,36 @@ def gather_reduce(tokens: torch.Tensor, table: torch.Tensor, zero_row: bool, red
     step = total
     if tokens.device.type == "cpu":
         step = max(1, CPU_CHUNK_BYTES // (taps * channels * tokens.element_size()))
-    parts = [
-        reduce(rows.index_select(0, index[start : start + step].view(-1)).view(-1, taps, channels), start, start + step)
-        for start in range(0, max(total, 1), step)  # an empty batch still goes through once: (0, C_out)
-    ]
+    for start in range(0, max(total, 1), step):
+        stop = min(start + step, total)
+        yield rows.index_select(0, index[start:stop].view(-1)).view(-1, taps, channels), start, stop
+
+
+def gather_reduce(tokens: torch.Tensor, table: torch.Tensor, zero_row: bool, reduce: Reduce) -> torch.Tensor:
+    """Gather rows table[j, t] of each sample (see `gathered`) and reduce each output's taps:
+    reduce(cols (N, taps, C), start, stop) -> (N, C_out). Returns (B, L_out, C_out)."""
+    parts = [reduce(cols, start, stop) for cols, start, stop in gathered(tokens, table, zero_row)]
     out = parts[0] if len(parts) == 1 else torch.cat(parts)
-    return out.view(batch, n_out, out.shape[-1])
+    return out.view(tokens.shape[0], table.shape[0], out.shape[-1])
+
+
+def transposed_table(table: torch.Tensor, n_in: int) -> torch.Tensor | None:
+    """(L_in, taps) int32: the output row j whose tap t reads input row i (L_out where none), the
+    table that runs a gather backwards as another gather; None when one tap of several outputs
+    reads the same row (reflect, replicate or circular padding at the borders).
+
+    table: (L_out, taps) keyed input rows, L_in (the zero row) outside the map.
+    """
+    n_out, taps = table.shape
+    index = table.long()
+    inside = index < n_in
+    slot = (index * taps + torch.arange(taps, device=table.device))[inside]
+    if torch.bincount(slot, minlength=n_in * taps).max() > 1:
+        return None
+    out = torch.full((n_in * taps,), n_out, dtype=torch.int32, device=table.device)
+    rows = torch.arange(n_out, dtype=torch.int32, device=table.device).view(-1, 1).expand(n_out, taps)
+    out[slot] = rows[inside]
+    return out.view(n_in, taps)
 
 
 def matmul_rows(rows: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:

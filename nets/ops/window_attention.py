@@ -1,4 +1,5 @@
-"""Keyed shifted-window attention (Swin v1 and v2) and Swin's patch merging, as fixed gathers.
+"""Keyed shifted-window attention (Swin v1 and v2), Swin's patch merging and MaxViT's block and
+grid attention, as fixed gathers.
 
 torchvision's `shifted_window_attention` pads a channels-last map to whole windows, rolls it by
 the shift, cuts it into windows and runs attention in each, with a relative position bias over the
@@ -19,9 +20,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchvision.models.maxvit import PartitionAttentionLayer
 from torchvision.models.swin_transformer import shifted_window_attention
 
 from ...privacy import inverse_permutation
+from .tokens import from_tokens, to_tokens
 
 _SIGNATURE = inspect.signature(shifted_window_attention)
 
@@ -183,3 +186,60 @@ class KeyedPatchMerging(nn.Module):
 
     def extra_repr(self) -> str:
         return f"out_hw={self.out_hw}"
+
+
+def partition_tables(positions: np.ndarray, perm, window_order) -> tuple[np.ndarray, np.ndarray]:
+    """(gather, scatter) for partitions given as `positions` (G, N), the plain position of each
+    partition's slots: gather (G*N,) keyed rows of partition window_order[g], slot s at g*N + s;
+    scatter (H*W,) the partitions' row of each keyed position."""
+    count, slots = positions.shape
+    window_order = np.asarray(window_order, dtype=np.int64)
+    gather = inverse_permutation(perm).astype(np.int64)[positions[window_order]]
+    row_of_plain = np.empty(count * slots, dtype=np.int64)
+    row_of_plain[positions[window_order].reshape(-1)] = np.arange(count * slots)
+    return gather.reshape(-1), row_of_plain[np.asarray(perm, dtype=np.int64)]
+
+
+def partition_positions(layer: PartitionAttentionLayer, in_hw: tuple[int, int]) -> np.ndarray:
+    """(G, N) plain positions of a MaxViT layer's partitions (after its grid swap), read off the
+    layer's own partition ops applied to a map of position numbers."""
+    height, width = in_hw
+    numbers = torch.arange(height * width).view(1, 1, height, width)
+    return layer.partition_swap(layer.partition_op(numbers, layer.p))[0, ..., 0].numpy()
+
+
+class KeyedPartitionAttention(nn.Module):
+    """torchvision's MaxViT PartitionAttentionLayer (block or grid attention) on a keyed map
+    (B, C, H, W) -> (B, C, H, W) in the same keyed order.
+
+    The layer cuts the map into G partitions of N slots, runs attention (with a relative position
+    bias over the slots) and an MLP in each, and puts the map back together. Here one gather makes
+    the partitions, in an order drawn from the key, each with its slots in the layer's own order
+    (so the bias is used as it is), and one gather puts the keyed map back.
+
+    Example:
+        >>> op = KeyedPartitionAttention(layer, (56, 56), perm, window_order)  # doctest: +SKIP
+        >>> y = op(x_keyed)  # == shuffle(layer(x), perm)  # doctest: +SKIP
+    """
+
+    def __init__(self, layer: PartitionAttentionLayer, in_hw: tuple[int, int], perm, window_order) -> None:
+        super().__init__()
+        self.in_hw = tuple(in_hw)
+        self.attn_layer, self.mlp_layer = layer.attn_layer, layer.mlp_layer
+        self.stochastic_dropout = layer.stochastic_dropout
+        positions = partition_positions(layer, self.in_hw)
+        self.partitions = positions.shape
+        gather, scatter = partition_tables(positions, perm, window_order)
+        self.register_buffer("gather", torch.from_numpy(gather), persistent=False)
+        self.register_buffer("scatter", torch.from_numpy(scatter), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = to_tokens(x)
+        batch, _, channels = tokens.shape
+        windows = tokens.index_select(1, self.gather).view(batch, *self.partitions, channels)
+        windows = windows + self.stochastic_dropout(self.attn_layer(windows))
+        windows = windows + self.stochastic_dropout(self.mlp_layer(windows))
+        return from_tokens(windows.reshape(batch, -1, channels).index_select(1, self.scatter), self.in_hw)
+
+    def extra_repr(self) -> str:
+        return f"in_hw={self.in_hw}, partitions={self.partitions[0]} of {self.partitions[1]} slots"

@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torchvision import models
-from torchvision.models import SwinTransformer
+from torchvision.models import MaxVit, SwinTransformer
+from torchvision.models.maxvit import PartitionAttentionLayer
 from torchvision.models.swin_transformer import (
     PatchMergingV2,
     SwinTransformerBlockV2,
@@ -18,7 +19,12 @@ from torchvision.models.vision_transformer import VisionTransformer
 
 from privcam.nets import KeyConversionError, create_model, to_keyed
 from privcam.nets.ops.pixel_shuffle import KeyedPixelShuffle
-from privcam.nets.ops.window_attention import KeyedPatchMerging, KeyedWindowAttention
+from privcam.nets.ops.window_attention import (
+    KeyedPartitionAttention,
+    KeyedPatchMerging,
+    KeyedWindowAttention,
+    partition_positions,
+)
 from privcam.privacy import permutation, shuffle
 
 from conftest import keyed_and_plain_outputs, randomize_batchnorm
@@ -68,6 +74,8 @@ FAMILIES = {
         ),
         (3, 36, 28),
     ),
+    # 32x32: maps of 8x8 and 4x4, block and grid partitions of 2x2 slots
+    "maxvit": (lambda: MaxVit((32, 32), 8, 2, [16, 32], [1, 1], 8, 0.0, num_classes=5), (3, 32, 32)),
 }
 
 
@@ -175,6 +183,19 @@ def test_window_attention_op_matches_torchvision(hw, shift, cosine, key):
     torch.testing.assert_close(keyed, channels_last_keyed(plain, perm), atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("kind", ["window", "grid"])
+def test_partition_attention_op_matches_torchvision(kind, key):
+    """MaxViT's block (window) and grid attention: partitions of 3x3 slots of a 9x9 map."""
+    torch.manual_seed(0)
+    layer = ready(PartitionAttentionLayer(8, 4, 3, kind, (9, 9), 2, nn.GELU, nn.LayerNorm, 0.0, 0.0, 0.0))
+    perm = permutation(key, "test/in", 81)
+    windows = permutation(key, "test/windows", partition_positions(layer, (9, 9)).shape[0])
+    x = torch.randn(2, 8, 9, 9)
+    with torch.no_grad():
+        keyed = KeyedPartitionAttention(layer, (9, 9), perm, windows)(shuffle(x, perm))
+        torch.testing.assert_close(keyed, shuffle(layer(x), perm), atol=1e-5, rtol=1e-5)
+
+
 @pytest.mark.parametrize("hw", [(8, 6), (9, 7)])
 def test_patch_merging_and_pixel_shuffle_ops_match_torch(hw, key):
     x = torch.randn(2, *hw, 5)
@@ -218,6 +239,40 @@ def test_tokens_class_token_and_attention(key):
 def test_upsampling_ops_match_plain(layer, backend, key):
     model = ready(nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), layer, nn.ReLU()))
     assert_keyed_matches(model, key, (4, 8, 10), backend=backend)
+
+
+class FunctionalConv(nn.Module):
+    """A convolution called through torch.nn.functional on weights the module holds; `scale`
+    computes the weight at run time instead, which has no keyed form."""
+
+    def __init__(self, transposed, c_in, c_out, kernel, groups, scale=False, **settings):
+        super().__init__()
+        shape = (c_in, c_out // groups) if transposed else (c_out, c_in // groups)
+        self.weight = nn.Parameter(torch.randn(*shape, *kernel) / 3)
+        self.register_buffer("bias", torch.randn(c_out))
+        self.conv = F.conv_transpose2d if transposed else F.conv2d
+        self.scale, self.groups, self.settings = scale, groups, settings
+
+    def forward(self, x):
+        weight = self.weight * 2 if self.scale else self.weight
+        return self.conv(x, weight, self.bias, groups=self.groups, **self.settings)
+
+
+@pytest.mark.parametrize(
+    ("transposed", "c_out", "kernel", "groups", "settings"),
+    [
+        (False, 6, (3, 2), 1, {"stride": 2, "padding": 1}),
+        (False, 4, (3, 3), 2, {"padding": "same", "dilation": 2}),
+        (True, 6, (3, 3), 1, {"stride": 2, "padding": 1, "output_padding": 1}),
+        (True, 6, (2, 3), 2, {"stride": (3, 2), "dilation": 2}),
+    ],
+)
+def test_functional_convolutions_on_held_weights(transposed, c_out, kernel, groups, settings, key):
+    model = ready(nn.Sequential(FunctionalConv(transposed, 4, c_out, kernel, groups, **settings), nn.ReLU()))
+    assert_keyed_matches(model, key, (4, 7, 9))
+    computed = FunctionalConv(transposed, 4, c_out, kernel, groups, scale=True, **settings)
+    with pytest.raises(KeyConversionError, match="weight or bias is computed at run time"):
+        to_keyed(computed, key, (4, 7, 9))
 
 
 class Pad(nn.Module):

@@ -164,10 +164,12 @@ def test_interpolate(mode, align_corners, use_size, scale, size, hw, functional)
 
 
 def test_gather_backend_gradients_match_plain():
-    """Training keyed models needs backward: weight and input gradients equal the plain ones."""
+    """Training keyed models needs backward: weight and input gradients equal the plain ones
+    (the depthwise convolution runs as the fused kernel, its reflect padding reads rows twice)."""
     model = nn.Sequential(
         nn.Conv2d(3, 4, 3, padding=1),
         nn.ReLU(),
+        nn.Conv2d(4, 4, 5, padding=2, groups=4, padding_mode="reflect"),
         nn.MaxPool2d(2),
         nn.Conv2d(4, 4, 3, stride=2, padding=1, groups=2),
         nn.Upsample(scale_factor=2, mode="bilinear"),
@@ -186,10 +188,41 @@ def test_gather_backend_gradients_match_plain():
     plain_grads = dict(model.named_parameters())
     for name, parameter in keyed.graph_module.named_parameters():
         reference = plain_grads[name].grad
-        if name == "7.weight":  # the folded Linear holds the plain columns in keyed order
+        if name == "8.weight":  # the folded Linear holds the plain columns in keyed order
             plain_weight = plain_grads[name].detach()
             columns = [int((plain_weight - parameter[:, [i]]).abs().sum(0).argmin()) for i in range(64)]
             assert sorted(columns) == list(range(64))
             reference = reference[:, columns]
         torch.testing.assert_close(parameter.grad, reference, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(unshuffle(x_keyed.grad, keyed.input_permutation), x.grad, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("layer", "transposable"),
+    [
+        (nn.Conv2d(3, 5, 3, padding=1), True),
+        (nn.Conv2d(3, 5, (3, 2), stride=2, padding=(1, 0), dilation=(2, 1)), True),
+        (nn.ConvTranspose2d(3, 5, 3, stride=2, padding=1, output_padding=1), True),
+        (nn.Conv2d(3, 5, 3, padding=1, padding_mode="reflect"), False),  # borders read twice: autograd's scatter
+    ],
+    ids=repr,
+)
+def test_keyed_conv_backward_as_gathers(layer, transposable):
+    """The backward of a keyed convolution (groups 1) runs as a convolution over the transposed
+    table; its weight, bias and input gradients equal the plain ones."""
+    from privcam.nets.ops.conv import KeyedConv2d
+    from privcam.privacy import shuffle, unshuffle
+
+    model = nn.Sequential(layer)
+    keyed = to_keyed(model, KEY, (3, 9, 8))
+    x = torch.randn(2, 3, 9, 8, requires_grad=True)
+    x_keyed = shuffle(x.detach(), keyed.input_permutation).requires_grad_()
+    target = torch.randn_like(model(x))
+    ((model(x) - target) ** 2).sum().backward()
+    ((keyed(x_keyed) - shuffle(target, keyed.output_permutation)) ** 2).sum().backward()
+    conv = next(m for m in keyed.modules() if isinstance(m, KeyedConv2d))
+    assert (conv.transposed is not None) == transposable
+    torch.testing.assert_close(unshuffle(x_keyed.grad, keyed.input_permutation), x.grad, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(conv.bias.grad, layer.bias.grad, atol=1e-4, rtol=1e-4)
+    if isinstance(layer, nn.Conv2d):
+        torch.testing.assert_close(conv.weight.grad, layer.weight.grad, atol=1e-4, rtol=1e-4)
