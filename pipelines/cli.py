@@ -27,8 +27,10 @@ def main(argv: list[str] | None = None) -> int:
     keygen = commands.add_parser("keygen", help="write a new key file (mode 0600)")
     keygen.add_argument("path", type=Path)
     keygen.add_argument("--force", action="store_true", help="replace an existing key file")
-    characterize = commands.add_parser("characterize", help="EMVA 1288 characterisation of a sensor preset")
-    characterize.add_argument("--sensor", required=True, help="a sensor preset (privcam info lists them)")
+    characterize = commands.add_parser("characterize", help="EMVA 1288 characterisation of a sensor")
+    characterize.add_argument(
+        "--sensor", required=True, help="a sensor preset (privcam info lists them) or a sensor YAML file"
+    )
     characterize.add_argument("--out", type=Path)
     info = commands.add_parser("info", help="versions, presets, architectures, tasks, data sources and augmentations")
     info.add_argument("--devices", action="store_true", help="also import torch and report its threads and CUDA")

@@ -14,6 +14,7 @@ from ..base.atomic import unwritable_reason
 from ..base.schema import ConfigError, build
 from ..nets.zoo import FIXED_INPUT_SIZES, MODELS
 from ..privacy import Key, KeyFileError
+from ..sensor.array import Region
 from ..sensor.config import PRESETS, SensorConfig, load_preset
 from .catalogue import TASKS, Task
 from .config import DATA_SOURCES, SYNTHETIC_SIZE, RunConfig
@@ -68,6 +69,7 @@ def validate(config: RunConfig) -> Any:
         check(lambda: _check_channels(config))
     if config.protected and config.sensor.preset in PRESETS.names():
         check(lambda: sensor_config(config))
+        check(lambda: _check_sensor_region(config))
     if config.augment and task is not None:
         check(lambda: _check_augment(config, task))
     if errors:
@@ -134,6 +136,22 @@ def _check_input_size(config: RunConfig) -> None:
             f"{where}: {config.model.arch} takes {fixed[0]}x{fixed[1]} frames, the data gives {size[0]}x{size[1]} "
             f"(set data.size: [{fixed[0]}, {fixed[1]}])"
         )
+
+
+def _check_sensor_region(config: RunConfig) -> None:
+    """Frames of a known size fit the sensor's array (array_hw, roi_offset, binning)."""
+    size = tuple(config.data.size) if config.data.size else SOURCE_SIZES.get(config.data.source)
+    try:
+        sensor = sensor_config(config)
+    except ConfigError:
+        return  # reported by the sensor check
+    if size is None:
+        return
+    try:
+        Region.of_frame(size, sensor.array_hw, sensor.roi_offset, sensor.binning)
+    except ValueError as err:
+        where = config.where("sensor", "overrides") if config.sensor.overrides else config.where("sensor", "preset")
+        raise ConfigError(f"{where}: {err}") from None
 
 
 def _check_channels(config: RunConfig) -> None:

@@ -5,7 +5,15 @@ import lazy_loader as _lazy
 __getattr__, __dir__, __all__ = _lazy.attach(
     __name__,
     submod_attrs={
-        "config": ["CFA_PATTERNS", "PRESETS", "SensorConfig", "load_config", "load_preset", "preset_names"],
+        "config": [
+            "CFA_PATTERNS",
+            "PRESETS",
+            "SensorConfig",
+            "load_config",
+            "load_preset",
+            "load_sensor",
+            "preset_names",
+        ],
         "frame": ["Frame", "FrameKeyError", "stack_frames"],
         "sensor": ["Sensor", "srgb_to_linear"],
     },

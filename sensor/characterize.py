@@ -5,14 +5,14 @@ the system gain K (photon transfer: temporal variance against mean, from frame-p
 temporal dark noise and read noise, saturation capacity (the mean where the variance peaks),
 dark current, DSNU (pixel and column parts) and PRNU. Each is checked against the configuration.
 
-    python -m privcam.sensor.characterize --sensor PRESET [--out DIR]
+    python -m privcam.sensor.characterize --sensor PRESET_OR_YAML [--out DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +21,7 @@ from tqdm import tqdm
 from ..base.atomic import atomic_write
 from ..base.images import subplots, write_figure
 from .config import SensorConfig
-from .sensor import Sensor
+from .sensor import Sensor, bent_response
 
 QUANTISATION_VARIANCE_DN2 = 1 / 12
 # Tolerances of the sensor issue's acceptance, relative to the configured value.
@@ -33,7 +33,12 @@ TOLERANCES = {
     "dsnu_e": 0.10,
     "column_noise_e": 0.10,
     "prnu": 0.10,
+    "dcnu": 0.10,
+    "linearity_error_pct": 0.10,
 }
+# Defect fractions are counts of a few photosites: their tolerance is three Poisson standard
+# deviations of the expected count, and at least 10%.
+DEFECT_QUANTITIES = ("hot_pixel_fraction", "dead_pixel_fraction")
 
 
 @dataclass(frozen=True)
@@ -50,7 +55,7 @@ class Check:
 
     @property
     def passed(self) -> bool:
-        return self.relative_error <= self.tolerance
+        return bool(self.relative_error <= self.tolerance)
 
 
 @dataclass
@@ -65,6 +70,10 @@ class PlaneResult:
     dsnu_e: float
     column_noise_e: float
     prnu: float
+    dcnu: float
+    hot_pixel_fraction: float
+    dead_pixel_fraction: float
+    linearity_error_pct: float
 
 
 @dataclass
@@ -72,8 +81,14 @@ class Characterization:
     sensor: str
     config_hash: str
     planes: list[PlaneResult]
-    checks: list[Check]
     photon_transfer: dict[str, dict[str, list[float]]]
+    photon_levels: list[float]  # photons per pixel of the photon transfer series
+    photosites: int  # photosites scanned for defects
+    checks: list[Check] = field(default_factory=list)
+
+    def checks_against(self, config: SensorConfig) -> list[Check]:
+        """Each measured quantity against what `config` says, with its tolerance."""
+        return _checks(self.planes, config, np.asarray(self.photon_levels), self.photosites)
 
     @property
     def passed(self) -> bool:
@@ -192,8 +207,11 @@ def characterize(
     average: int = 32,
     progress: bool = True,
 ) -> Characterization:
-    """Measure `sensor` EMVA 1288 style; with out_dir, write ptc.png and characterization.json there."""
-    config = sensor.config
+    """Measure `sensor` EMVA 1288 style; with out_dir, write ptc.png and characterization.json there.
+
+    As EMVA 1288 prescribes, the bare array is measured: without its lens (no shading, no blur)
+    and unbinned."""
+    config = sensor.config.replace(lens_shading_corner=1.0, f_number=None, binning=1)
     if size < 64 or size % 2:
         raise ValueError(f"size must be an even number of pixels >= 64, got {size}")
     bench = _Bench(config, size, sensor.seed)
@@ -225,7 +243,7 @@ def characterize(
     gain = np.array(gain)
     steps.update()
 
-    rate = config.dark_current_at_temperature_e_per_s
+    rate = config.mean_dark_current_e_per_s
     t_max = max(config.exposure_s, min(50.0 / rate, 60.0)) if rate > 0 else config.exposure_s
     exposures = np.linspace(config.exposure_s, t_max, 6)
     dark_levels = np.array(
@@ -234,18 +252,28 @@ def characterize(
     dark_current = np.array([np.polyfit(exposures, dark_levels[:, p], 1)[0] for p in range(len(names))]) / gain
     steps.update()
 
-    dsnu_var, column_var = _spatial_split(bench.frames(0.0, average), dark_var)
+    short = bench.frames(0.0, average)
+    hot, dcnu = [np.zeros(np.shape(p), bool) for p in short[0]], np.zeros(len(names))
+    if t_max > config.exposure_s:
+        dcnu, hot = _dark_current_spread(
+            short, bench.frames(0.0, average, float(t_max)), t_max - config.exposure_s, gain, config
+        )
+    dsnu_var, column_var = _spatial_split(_masked(short, hot), dark_var)
     dark_total = dsnu_var + column_var
-    prnu = []
+    prnu, dead = [], []
     for p in range(len(names)):
         photons = 0.5 * config.saturation_e / qe[p]
         light = bench.frames(float(photons), average)
         m50, v50 = _pair_stats(light[:2])
-        pixel50, column50 = _spatial_split(light, v50)
-        spatial = pixel50[p] + column50[p] - dark_total[p]
+        signal = np.mean([f[p] for f in light], axis=0) - dark_mean[p]
+        dead.append(signal < 0.5 * np.median(signal))  # no response to light
+        pixel50, column50 = _spatial_split(_masked([[f[p]] for f in light], [dead[p] | hot[p]]), v50[p : p + 1])
+        spatial = pixel50[0] + column50[0] - dark_total[p]
         prnu.append(np.sqrt(max(spatial, 0.0)) / (m50[p] - dark_mean[p]))
     steps.update()
     steps.close()
+    linearity = [_linearity_error(photon_levels, means[:, p], saturation[p] * gain[p]) for p in range(len(names))]
+    photosites = sum(h.size for h in hot)
 
     temporal_dark_e2 = np.maximum(dark_var - QUANTISATION_VARIANCE_DN2, 0) / gain**2
     row_e2 = row_var / gain**2
@@ -262,6 +290,10 @@ def characterize(
             dsnu_e=float(np.sqrt(dsnu_var[p]) / gain[p]),
             column_noise_e=float(np.sqrt(column_var[p]) / gain[p]),
             prnu=float(prnu[p]),
+            dcnu=float(dcnu[p]),
+            hot_pixel_fraction=float(sum(h.sum() for h in hot) / photosites),
+            dead_pixel_fraction=float(sum(d.sum() for d in dead) / photosites),
+            linearity_error_pct=float(linearity[p]),
         )
         for p in range(len(names))
     ]
@@ -269,33 +301,103 @@ def characterize(
         sensor=config.name,
         config_hash=config.config_hash,
         planes=planes,
-        checks=_checks(planes, config),
         photon_transfer={
             names[p]: {"mean_dn": means[:, p].tolist(), "variance_dn2": variances[:, p].tolist()}
             for p in range(len(names))
         },
+        photon_levels=photon_levels.tolist(),
+        photosites=photosites,
     )
+    result.checks = result.checks_against(config)
     if out_dir is not None:
         _write(result, Path(out_dir))
     return result
 
 
-def _checks(planes: list[PlaneResult], config: SensorConfig) -> list[Check]:
+def _checks(planes: list[PlaneResult], config: SensorConfig, photon_levels: np.ndarray, photosites: int) -> list[Check]:
     expected = {
         "system_gain_dn_per_e": config.system_gain_dn_per_e,
         "read_noise_e": config.read_noise_e,
         "saturation_e": config.saturation_e,
-        "dark_current_e_per_s": config.dark_current_at_temperature_e_per_s,
+        "dark_current_e_per_s": config.mean_dark_current_e_per_s,
         "dsnu_e": config.dsnu_e,
         "column_noise_e": config.column_noise_e,
         "prnu": config.prnu,
+        "dcnu": config.dcnu,
+        "hot_pixel_fraction": config.hot_pixel_fraction,
+        "dead_pixel_fraction": config.dead_pixel_fraction,
     }
-    return [
-        Check(quantity, plane.plane, getattr(plane, quantity), value, TOLERANCES[quantity])
+    tolerances = dict(TOLERANCES)
+    for quantity in DEFECT_QUANTITIES:
+        count = expected[quantity] * photosites
+        tolerances[quantity] = max(0.10, 3 / np.sqrt(count)) if count else 0.0
+    checks = [
+        Check(quantity, plane.plane, getattr(plane, quantity), value, tolerances[quantity])
         for plane in planes
         for quantity, value in expected.items()
-        if value > 0
+        if value > 0 and (quantity not in DEFECT_QUANTITIES or plane is planes[0])
     ]
+    if config.nonlinearity > 0:
+        model = _model_linearity_error(config, photon_levels, [p.saturation_e * p.system_gain_dn_per_e for p in planes])
+        checks += [
+            Check(
+                "linearity_error_pct",
+                plane.plane,
+                plane.linearity_error_pct,
+                model[i],
+                TOLERANCES["linearity_error_pct"],
+            )
+            for i, plane in enumerate(planes)
+        ]
+    return checks
+
+
+def _masked(frames: list[list[np.ndarray]], masks: list[np.ndarray]) -> list[list[np.ndarray]]:
+    """Frames with the masked pixels of each plane set to that plane's median: defects are
+    counted apart, not in the spatial non-uniformities."""
+    if not any(m.any() for m in masks):
+        return frames
+    return [[np.where(m, np.median(p), p) for p, m in zip(f, masks, strict=True)] for f in frames]
+
+
+def _dark_current_spread(short, long, span_s: float, gain: np.ndarray, config: SensorConfig):
+    """Per plane: DCNU (relative std of the dark current, hot pixels left out) and the hot-pixel
+    mask, from averaged dark frames `span_s` seconds apart; the temporal noise of the averages is
+    taken out of the spatial variance."""
+    dcnu, hot = [], []
+    threshold = np.sqrt(max(config.hot_pixel_dark_factor, 10.0))  # between the normal and the hot photosites
+    for p in range(len(gain)):
+        a, b = np.mean([f[p] for f in short], axis=0), np.mean([f[p] for f in long], axis=0)
+        noise = (np.var(long[0][p] - long[1][p]) + np.var(short[0][p] - short[1][p])) / 2 / len(long)
+        rate = (b - a) / span_s / gain[p]
+        hot_p = rate > threshold * np.median(rate)
+        normal = rate[~hot_p]
+        spatial = np.var(normal) - noise / (span_s * gain[p]) ** 2
+        dcnu.append(np.sqrt(max(spatial, 0.0)) / normal.mean())
+        hot.append(hot_p)
+    return np.array(dcnu), hot
+
+
+def _linearity_error(photons: np.ndarray, mean_dn: np.ndarray, saturation_dn: float) -> float:
+    """EMVA 1288 linearity error (%): half the spread of the relative deviations from a straight
+    line fitted to the mean signal against the light, between 5% and 95% of saturation."""
+    inside = (mean_dn >= 0.05 * saturation_dn) & (mean_dn <= 0.95 * saturation_dn)
+    slope, intercept = np.polyfit(photons[inside], mean_dn[inside], 1)
+    fitted = slope * photons[inside] + intercept
+    deviation = 100 * (mean_dn[inside] - fitted) / fitted
+    return float((deviation.max() - deviation.min()) / 2)
+
+
+def _model_linearity_error(config: SensorConfig, photons: np.ndarray, saturation_dn: list[float]) -> list[float]:
+    """The linearity error the configured response gives, noise-free, per plane, over the same
+    range (5-95% of each plane's measured saturation) as the measurement."""
+    out = []
+    for qe, top in zip(plane_qe(config), saturation_dn, strict=True):
+        electrons = np.minimum(qe * photons, config.full_well_e)
+        electrons = bent_response(electrons, config.full_well_e, config.nonlinearity)
+        dn = np.minimum(electrons * config.system_gain_dn_per_e, config.max_dn - config.black_level_dn)
+        out.append(_linearity_error(photons, dn, top))
+    return out
 
 
 def _write(result: Characterization, out_dir: Path) -> None:
@@ -327,15 +429,16 @@ def _write(result: Characterization, out_dir: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .config import preset_names
+    from .config import load_sensor
 
     parser = argparse.ArgumentParser(prog="python -m privcam.sensor.characterize", description=__doc__.splitlines()[0])
-    parser.add_argument("--sensor", required=True, choices=preset_names(), help="sensor preset")
-    parser.add_argument("--out", type=Path, default=None, help="output folder (default runs/characterize/PRESET)")
+    parser.add_argument("--sensor", required=True, help="a sensor preset name, or a sensor YAML file")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default runs/characterize/NAME)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    out = args.out or Path("runs/characterize") / args.sensor
-    result = characterize(Sensor.from_preset(args.sensor, seed=args.seed), out)
+    config = load_sensor(args.sensor)
+    out = args.out or Path("runs/characterize") / config.name
+    result = characterize(Sensor(config, seed=args.seed), out)
     print(result.table())
     verdict = "all checks passed" if result.passed else "SOME CHECKS FAILED"
     print(f"{verdict}; wrote {out / 'ptc.png'} and {out / 'characterization.json'}")

@@ -48,6 +48,21 @@ class SensorConfig:
     cfa: Literal["none", "rggb", "bggr", "grbg", "gbrg"] = "none"
     channels: int = 3
     serial: int = 0
+    # The physical array: (rows, columns) of photosites. A capture reads a region of it at
+    # roi_offset (row, column; None: centred), binning x binning photosites per pixel.
+    array_hw: tuple[int, ...] = (3000, 4000)
+    roi_offset: tuple[int, ...] | None = None
+    binning: int = 1
+    # Physics switches; each is off at its default.
+    dcnu: float = 0.0  # dark current non-uniformity: relative std of a photosite's dark current
+    hot_pixel_fraction: float = 0.0  # photosites with hot_pixel_dark_factor times the dark current
+    hot_pixel_dark_factor: float = 50.0
+    dead_pixel_fraction: float = 0.0  # photosites with no response to light
+    nonlinearity: float = 0.0  # fraction of the signal lost at the full well (bending from 70% of it)
+    lens_shading_corner: float = 1.0  # relative illumination at the array's corners (cos^4 law)
+    f_number: float | None = None  # the lens's f-number: a Gaussian blur of the Airy core; None: no blur
+    pixel_pitch_um: float = 3.0
+    wavelength_nm: float = 550.0
     readout: Readout = field(default_factory=Readout)
 
     def __post_init__(self) -> None:
@@ -94,6 +109,76 @@ class SensorConfig:
                 self.readout.block,
             )
         _check(isinstance(self.serial, int) and self.serial >= 0, "serial", "a non-negative integer", self.serial)
+        _check(
+            _integers(self.array_hw, 2, 1), "array_hw", "[rows, columns], two integers >= 1 (photosites)", self.array_hw
+        )
+        object.__setattr__(self, "array_hw", tuple(self.array_hw))
+        if self.roi_offset is not None:
+            _check(
+                _integers(self.roi_offset, 2, 0),
+                "roi_offset",
+                "[row, column], two integers >= 0 (photosites), or null for a centred region",
+                self.roi_offset,
+            )
+            object.__setattr__(self, "roi_offset", tuple(self.roi_offset))
+        _check(
+            isinstance(self.binning, int) and not isinstance(self.binning, bool) and self.binning >= 1,
+            "binning",
+            "an integer >= 1 (photosites per pixel side)",
+            self.binning,
+        )
+        for name, low, high, unit in [
+            ("dcnu", 0.0, 2.0, "fraction of the mean dark current"),
+            ("hot_pixel_fraction", 0.0, 0.1, "fraction of the photosites"),
+            ("dead_pixel_fraction", 0.0, 0.1, "fraction of the photosites"),
+            ("nonlinearity", 0.0, 0.5, "fraction of the signal lost at the full well"),
+        ]:
+            value = getattr(self, name)
+            _check(_number(value) and low <= value < high, name, f"in [{low:g}, {high:g}) ({unit})", value)
+        _check(
+            _number(self.hot_pixel_dark_factor) and self.hot_pixel_dark_factor >= 1,
+            "hot_pixel_dark_factor",
+            ">= 1 (times the mean dark current)",
+            self.hot_pixel_dark_factor,
+        )
+        _check(
+            _number(self.lens_shading_corner) and 0 < self.lens_shading_corner <= 1,
+            "lens_shading_corner",
+            "in (0, 1] (relative illumination at the corners; 1: no shading)",
+            self.lens_shading_corner,
+        )
+        _check(
+            self.f_number is None or (_number(self.f_number) and self.f_number > 0),
+            "f_number",
+            "> 0 (the lens's f-number), or null for no blur",
+            self.f_number,
+        )
+        _check(
+            _number(self.pixel_pitch_um) and self.pixel_pitch_um > 0,
+            "pixel_pitch_um",
+            "> 0 (micrometres)",
+            self.pixel_pitch_um,
+        )
+        _check(
+            _number(self.wavelength_nm) and 300 <= self.wavelength_nm <= 1200,
+            "wavelength_nm",
+            "in [300, 1200] (nanometres)",
+            self.wavelength_nm,
+        )
+        if self.cfa != "none":
+            _check(self.binning == 1, "binning", "1 on a Bayer sensor (binning would mix colour filters)", self.binning)
+            _check(
+                self.roi_offset is None or all(v % 2 == 0 for v in self.roi_offset),
+                "roi_offset",
+                "even on a Bayer sensor (the colour filter pattern repeats every 2 photosites)",
+                self.roi_offset,
+            )
+
+    @property
+    def blur_sigma_photosites(self) -> float:
+        """The lens blur as a Gaussian: 0.42 lambda N, the Gaussian fit to the Airy disk's core
+        (Zhang, Zerubia and Olivo-Marin, Applied Optics 2007), in photosites; 0 without a lens."""
+        return 0.0 if self.f_number is None else 0.42 * self.wavelength_nm * 1e-3 * self.f_number / self.pixel_pitch_um
 
     @property
     def max_dn(self) -> int:
@@ -111,8 +196,17 @@ class SensorConfig:
 
     @property
     def saturation_e(self) -> float:
-        """Saturation capacity: the full well or the ADC's top, whichever comes first."""
-        return min(self.full_well_e, (self.max_dn - self.black_level_dn) / self.system_gain_dn_per_e)
+        """Saturation capacity, the signal at saturation over K (EMVA 1288): the full well (as the
+        nonlinear response gives it out) or the ADC's top, whichever comes first."""
+        return min(
+            self.full_well_e * (1 - self.nonlinearity), (self.max_dn - self.black_level_dn) / self.system_gain_dn_per_e
+        )
+
+    @property
+    def mean_dark_current_e_per_s(self) -> float:
+        """The array's mean dark current at `temperature_c`: hot pixels raise it (DCNU keeps the mean)."""
+        hot = self.hot_pixel_fraction * (self.hot_pixel_dark_factor - 1)
+        return self.dark_current_at_temperature_e_per_s * (1 + hot)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -149,6 +243,14 @@ def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and value == value  # NaN != NaN
 
 
+def _integers(value: Any, count: int, least: int) -> bool:
+    return (
+        isinstance(value, list | tuple)
+        and len(value) == count
+        and all(isinstance(v, int) and not isinstance(v, bool) and v >= least for v in value)
+    )
+
+
 def _as_sequence(value: Any, name: str) -> tuple:
     if isinstance(value, int | float):
         return (value,)
@@ -171,6 +273,14 @@ def load_preset(name: str) -> SensorConfig:
     except ValueError as err:
         raise ConfigError(str(err)) from None
     return load_config(path)
+
+
+def load_sensor(spec: str | Path) -> SensorConfig:
+    """A sensor by preset name (configs/sensors/NAME.yaml) or by the path of a sensor YAML file."""
+    path = Path(spec)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        return load_config(path)
+    return load_preset(str(spec))
 
 
 def load_config(path: str | Path) -> SensorConfig:

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 
@@ -16,14 +15,9 @@ from ..base.images import write_png
 from ..base.store import FileFormat
 from ..privacy import Key, KeyedFrames, Readout, shuffle
 from ..privacy.mask import AdcFormat, remove_mask
+from .isp import render_rgb8
 
 FRAME_FILE = FileFormat("frame", 2, container="npz")
-_BAYER_TO_RGB = {
-    "rggb": cv2.COLOR_BayerRGGB2RGB,
-    "bggr": cv2.COLOR_BayerBGGR2RGB,
-    "grbg": cv2.COLOR_BayerGRBG2RGB,
-    "gbrg": cv2.COLOR_BayerGBRG2RGB,
-}
 
 
 class FrameKeyError(ValueError):
@@ -106,15 +100,10 @@ class Frame:
         return torch.nn.functional.pixel_unshuffle(tensor.unsqueeze(0), 2)[0]
 
     def to_rgb8(self) -> np.ndarray:
-        """An 8-bit RGB view for people: Bayer frames demosaiced with OpenCV, black level removed."""
-        scaled = np.clip(self.adc.to_unit(self.data.astype(np.float32)), 0, 1)
-        image = (scaled * 255 + 0.5).astype(np.uint8)
-        cfa = self.metadata["cfa"]
-        if cfa != "none":
-            image = cv2.cvtColor(image, _BAYER_TO_RGB[cfa])
-        elif image.ndim == 2 or image.shape[2] == 1:
-            return np.repeat(image.reshape(image.shape[0], image.shape[1], 1), 3, axis=2)
-        return _white_balance(image, self.metadata.get("qe"))
+        """An 8-bit sRGB view for people, rendered by the simple ISP (isp.py): white balance and
+        exposure from the metadata, lens shading corrected (frames in physical order), Bayer
+        frames demosaiced with OpenCV, sRGB encoded."""
+        return render_rgb8(self.data, self.metadata, physical_order=not self.protected)
 
     def save(self, path: str | os.PathLike) -> Path:
         """An .npz (privcam-frame/2) holding `data` and the metadata as JSON, written atomically."""
@@ -138,14 +127,6 @@ class Frame:
     def save_png(self, path: str | os.PathLike) -> Path:
         """A 16-bit PNG of the raw data, as read out, scaled to the full 16-bit range for viewers."""
         return write_png(path, self.data.astype(np.uint16) << (16 - self.metadata["bit_depth"]))
-
-
-def _white_balance(rgb: np.ndarray, qe: list[float] | None) -> np.ndarray:
-    """Scale R, G, B by the filters' relative QE, as a camera's ISP would, so grey looks grey."""
-    if not qe or len(qe) != 3:
-        return rgb
-    gains = max(qe) / np.asarray(qe, np.float32)
-    return np.clip(rgb.astype(np.float32) * gains, 0, 255).astype(np.uint8)
 
 
 def stack_frames(frames: list[Frame]) -> KeyedFrames:

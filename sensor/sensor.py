@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import hashlib
 import secrets
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
+import cv2
 import numpy as np
 import torch
 
 from ..privacy import Key, Readout, shuffle
 from ..privacy.mask import apply_mask
+from .array import Region, column_field, pattern_field, shading_field
 from .config import SensorConfig, load_preset
 from .frame import Frame
 
@@ -23,6 +26,9 @@ POISSON_EXACT_BELOW_E = 10.0
 # A pixel whose mean plus this many shot-noise sigmas (plus its DSNU offset) stays below the full
 # well is never clipped in practice (probability below 1e-9).
 _CLIP_MARGIN_SIGMA = 6.0
+# Where the response starts to bend, as a fraction of the full well: the EMVA 1288 photon transfer
+# fit (up to 70% of saturation) sees a linear sensor, the linearity error the bend.
+NONLINEAR_KNEE = 0.7
 _CFA_OFFSETS = {"rggb": "RGGB", "bggr": "BGGR", "grbg": "GRBG", "gbrg": "GBRG"}
 _CHANNEL = {"R": 0, "G": 1, "B": 2}
 _REC709 = np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
@@ -195,6 +201,12 @@ class Sensor:
     def _check_frame_size(self, radiance: np.ndarray) -> None:
         if self.config.cfa != "none" and (radiance.shape[0] % 2 or radiance.shape[1] % 2):
             raise ValueError(f"a Bayer sensor needs an even frame size, got {radiance.shape[0]}x{radiance.shape[1]}")
+        self.region(radiance.shape[:2])
+
+    def region(self, frame_hw: tuple[int, int]) -> Region:
+        """The photosites of the array that a (H, W) frame reads (config.array_hw, roi_offset, binning)."""
+        c = self.config
+        return Region.of_frame(tuple(frame_hw), c.array_hw, c.roi_offset, c.binning)
 
     def _expose(self, radiance: np.ndarray, index: int) -> np.ndarray:
         """Electrons, noise and ADC in physical order; returns uint16 (H, W) or (H, W, C).
@@ -205,6 +217,12 @@ class Sensor:
         stage-by-stage model on a second thread meanwhile.
         """
         c = self.config
+        sigma_px = c.blur_sigma_photosites / c.binning
+        if sigma_px > 0:  # the lens's blur acts on the optical image, before the colour filters
+            blurred = cv2.GaussianBlur(
+                np.asarray(radiance, np.float32), (0, 0), sigma_px, borderType=cv2.BORDER_REFLECT
+            )
+            radiance = blurred.reshape(radiance.shape)
         scene = torch.from_numpy(np.ascontiguousarray(radiance, dtype=np.float32))  # may share the caller's memory
         if c.cfa != "none":
             scene = _mosaic(scene, c.cfa)
@@ -212,22 +230,38 @@ class Sensor:
         work = self._workspace(scene.shape)
         seeds = [int(s) for s in np.random.SeedSequence(_frame_seed(self.seed, index)).generate_state(3, np.uint64)]
 
+        # a binned pixel sums b*b photosites: their dark signal, full wells and read noise variances add up
+        photosites = c.binning**2
+        full_well_e, read_noise_e = c.full_well_e * photosites, c.read_noise_e * c.binning
         mean_e = torch.mul(scene, patterns["gain"], out=work["mean"])
-        mean_e.add_(c.dark_current_at_temperature_e_per_s * c.exposure_s)
+        dark_e = c.dark_current_at_temperature_e_per_s * c.exposure_s
+        if "dark" in patterns:  # each photosite's own dark current (DCNU, hot pixels), summed over the bin
+            mean_e.add_(patterns["dark"], alpha=dark_e)
+        else:
+            mean_e.add_(dark_e * photosites)
         sigma = torch.sqrt(mean_e, out=work["sigma"])
         reach = torch.addcmul(mean_e, sigma, sigma.new_tensor(_CLIP_MARGIN_SIGMA), out=work["scratch"])
         reach.add_(patterns["dsnu"])
-        special = torch.nonzero(((mean_e < POISSON_EXACT_BELOW_E) | (reach >= c.full_well_e)).view(-1)).squeeze(1)
+        special = torch.nonzero(((mean_e < POISSON_EXACT_BELOW_E) | (reach >= full_well_e)).view(-1)).squeeze(1)
         staged = _BACKGROUND.submit(
-            _staged_electrons, mean_e.view(-1)[special], patterns["dsnu"].view(-1)[special], c, seeds[0]
+            _staged_electrons,
+            mean_e.view(-1)[special],
+            patterns["dsnu"].view(-1)[special],
+            full_well_e,
+            read_noise_e,
+            seeds[0],
         )
 
-        sigma.mul_(sigma).add_(c.read_noise_e**2).sqrt_()
+        sigma.mul_(sigma).add_(read_noise_e**2).sqrt_()
         electrons = _standard_normal(work["electrons"], seeds[1]).mul_(sigma).add_(mean_e).add_(patterns["dsnu"])
         electrons.view(-1).index_copy_(0, special, staged.result())
-        if c.row_noise_e > 0:
+        if c.nonlinearity > 0:  # only pixels past the knee bend: most of a scene stays below it
+            bent = torch.nonzero(electrons.view(-1) > NONLINEAR_KNEE * full_well_e).squeeze(1)
+            flat = electrons.view(-1)
+            flat.index_copy_(0, bent, bent_response(flat[bent], full_well_e, c.nonlinearity))
+        if c.row_noise_e > 0:  # each of a pixel's b photosite rows adds b times its row's noise
             rows = _standard_normal(torch.empty(scene.shape[0], 1, scene.shape[2]), seeds[2])
-            electrons.add_(rows, alpha=c.row_noise_e)
+            electrons.add_(rows, alpha=c.row_noise_e * c.binning**1.5)
         if c.column_noise_e > 0:
             electrons.add_(patterns["columns"])
 
@@ -243,24 +277,41 @@ class Sensor:
         return self._buffers
 
     def _fixed_patterns(self, shape: torch.Size) -> dict[str, torch.Tensor]:
-        """PRNU gain (with QE and exposure folded in), DSNU offsets and column offsets, per frame size."""
+        """The frame's region of the array's fixed patterns (array.py), binned, per frame size:
+        "gain" (PRNU, QE, exposure, lens shading; 0 at dead photosites), "dsnu" and "columns"
+        offsets (electrons), and "dark", each pixel's dark current over the mean (DCNU, hot
+        pixels), only when it varies."""
         key = tuple(shape)
         if key not in self._patterns:
             c = self.config
-            rng = np.random.default_rng([c.serial, *key])
             height, width, channels = key
-            prnu = 1.0 + c.prnu * rng.standard_normal(key, dtype=np.float32)
-            if c.cfa != "none":
-                qe = np.asarray(c.qe, np.float32)[_cfa_channel_map(c.cfa, height, width)][..., None]
+            region = self.region((height, width))
+            gain = 1.0 + c.prnu * pattern_field(c.serial, "prnu", region, channels)
+            if c.cfa != "none":  # no binning, and an even offset: the region starts on the pattern's phase
+                gain *= np.asarray(c.qe, np.float32)[_cfa_channel_map(c.cfa, height, width)][..., None]
             else:
-                qe = np.asarray(c.qe, np.float32)
-            self._patterns[key] = {
-                "gain": torch.from_numpy((prnu * qe * c.exposure_s).astype(np.float32)),
-                "dsnu": torch.from_numpy(c.dsnu_e * rng.standard_normal(key, dtype=np.float32)),
-                "columns": torch.from_numpy(
-                    c.column_noise_e * rng.standard_normal((1, width, channels), dtype=np.float32)
-                ),
-            }
+                gain *= np.asarray(c.qe, np.float32)
+            gain *= c.exposure_s
+            if c.lens_shading_corner < 1:
+                gain *= shading_field(c.array_hw, region, c.lens_shading_corner)
+            patterns = {}
+            # one uniform draw per photosite: below dead_pixel_fraction dead, in the top hot_pixel_fraction hot
+            defects = pattern_field(c.serial, "defects", region, channels)
+            gain[defects < c.dead_pixel_fraction] = 0.0
+            if c.dcnu > 0 or c.hot_pixel_fraction > 0:
+                spread = np.sqrt(np.log1p(c.dcnu**2))  # lognormal of mean 1 and relative std dcnu
+                dark = np.exp(spread * pattern_field(c.serial, "dcnu", region, channels) - spread**2 / 2)
+                dark[defects >= 1 - c.hot_pixel_fraction] *= c.hot_pixel_dark_factor
+                patterns["dark"] = torch.from_numpy(region.bin(dark, "sum").astype(np.float32))
+            columns = c.column_noise_e * column_field(c.serial, "columns", region, channels)
+            if c.binning > 1:  # b photosite rows of each of the pixel's b columns
+                columns = c.binning * columns.reshape(1, width, c.binning, channels).sum(2)
+            patterns["gain"] = torch.from_numpy(region.bin(gain, "mean").astype(np.float32))
+            patterns["dsnu"] = torch.from_numpy(
+                region.bin(c.dsnu_e * pattern_field(c.serial, "dsnu", region, channels), "sum")
+            )
+            patterns["columns"] = torch.from_numpy(np.ascontiguousarray(columns, dtype=np.float32))
+            self._patterns[key] = patterns
         return self._patterns[key]
 
     def _metadata(self, dn: np.ndarray, key: Key | None, readout: Readout | None, index: int) -> dict:
@@ -279,9 +330,21 @@ class Sensor:
             "preset": c.name,
             "config_hash": c.config_hash,
             "seed": self.seed,
+            "region": list(dataclasses.astuple(self.region(dn.shape[:2]))),
+            "array_hw": list(c.array_hw),
+            "lens_shading_corner": c.lens_shading_corner,
+            # DN above black of the scene's white (white_photons) in each colour: the ISP's white balance
+            "white_dn": [c.white_photons * q * c.system_gain_dn_per_e for q in c.qe],
             "frame_index": index,
             "timestamp": datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds"),
         }
+
+
+def bent_response(electrons, full_well_e: float, nonlinearity: float):
+    """The sense node's response (numpy or torch values): linear up to NONLINEAR_KNEE of the full
+    well, then bending smoothly to lose `nonlinearity` of the signal at the full well."""
+    over = (electrons / full_well_e - NONLINEAR_KNEE).clip(min=0) / (1 - NONLINEAR_KNEE)
+    return electrons - nonlinearity * full_well_e * over**2
 
 
 _BACKGROUND = ThreadPoolExecutor(max_workers=1, thread_name_prefix="privcam-noise")
@@ -291,7 +354,9 @@ def _standard_normal(out: torch.Tensor, seed: int) -> torch.Tensor:
     return torch.randn(out.shape, generator=torch.Generator().manual_seed(seed), out=out)
 
 
-def _staged_electrons(mean_e: torch.Tensor, dsnu: torch.Tensor, config: SensorConfig, seed: int) -> torch.Tensor:
+def _staged_electrons(
+    mean_e: torch.Tensor, dsnu: torch.Tensor, full_well_e: float, read_noise_e: float, seed: int
+) -> torch.Tensor:
     """The model stage by stage for selected pixels: shot noise (exact Poisson below
     POISSON_EXACT_BELOW_E), DSNU, full-well clip, read noise. Inputs and output are 1-D."""
     generator = torch.Generator().manual_seed(seed)
@@ -301,7 +366,7 @@ def _staged_electrons(mean_e: torch.Tensor, dsnu: torch.Tensor, config: SensorCo
     if dim.numel():
         counts = np.random.default_rng(seed).poisson(mean_e[dim].numpy())
         electrons.index_copy_(0, dim, torch.from_numpy(counts.astype(np.float32)))
-    return electrons.add_(dsnu).clamp_(max=config.full_well_e).add_(noise[1], alpha=config.read_noise_e)
+    return electrons.add_(dsnu).clamp_(max=full_well_e).add_(noise[1], alpha=read_noise_e)
 
 
 def _mosaic(scene: torch.Tensor, cfa: str) -> torch.Tensor:

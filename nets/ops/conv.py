@@ -70,7 +70,9 @@ class _KeyedGemmConv(torch.autograd.Function):
     def forward(ctx, tokens, w, bias, table, transposed, zero_row):
         ctx.save_for_backward(tokens, w, table, transposed)
         ctx.zero_row = zero_row
-        return gather_reduce(tokens, table, zero_row, lambda cols, start, stop: _rows_times(cols, w, bias))
+        out = gather_reduce(tokens, table, zero_row, lambda cols, start, stop: _rows_times(cols, w, bias))
+        # a view returned by a custom Function may not be changed in place (an inplace ReLU after it)
+        return out if out._base is None else out.clone()
 
     @staticmethod
     def backward(ctx, grad_out):
@@ -95,7 +97,7 @@ class _KeyedGemmConv(torch.autograd.Function):
 
 def _rows_times(cols: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """cols (N, taps, C) as (N, taps*C) rows @ w (C_out, taps*C).T + bias."""
-    return matmul_rows(cols.reshape(cols.shape[0], -1), w, bias)
+    return matmul_rows(cols.flatten(1), w, bias)
 
 
 class KeyedConv2d(nn.Module):

@@ -342,3 +342,15 @@ def test_a_model_that_cannot_read_the_sensors_frames_is_refused(workdir, capsys)
     assert main(["validate", str(path)]) == 2
     err = capsys.readouterr().err
     assert f"{path}:6: model.in_channels is 1, but sensor 'generic_cmos' sends frames of 3 channels" in err
+
+
+def test_frames_that_do_not_fit_the_sensors_array_are_refused_by_validate(workdir, capsys):
+    path = workdir / "run.yaml"
+    path.write_text(
+        "name: x\ntask: {name: train}\ndata: {source: synthetic, size: [28, 28]}\n"
+        "sensor:\n  preset: generic_cmos\n  overrides: {array_hw: [64, 64], roi_offset: [50, 0]}\n"
+    )
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:6: a 28x28 frame with binning 1 reads photosite rows 50..78" in err
+    assert "outside the sensor's array of 64x64 photosites" in err
