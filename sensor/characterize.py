@@ -35,6 +35,8 @@ TOLERANCES = {
     "prnu": 0.10,
     "dcnu": 0.10,
     "linearity_error_pct": 0.10,
+    "snr_max": 0.05,
+    "dynamic_range_db": 0.05,
 }
 # Defect fractions are counts of a few photosites: their tolerance is three Poisson standard
 # deviations of the expected count, and at least 10%.
@@ -74,6 +76,9 @@ class PlaneResult:
     hot_pixel_fraction: float
     dead_pixel_fraction: float
     linearity_error_pct: float
+    snr_max: float
+    dynamic_range_db: float
+    threshold_photons: float  # absolute sensitivity threshold: the light that gives SNR 1
 
 
 @dataclass
@@ -84,6 +89,9 @@ class Characterization:
     photon_transfer: dict[str, dict[str, list[float]]]
     photon_levels: list[float]  # photons per pixel of the photon transfer series
     photosites: int  # photosites scanned for defects
+    # per plane, for the report's plots: SNR per light level, the dark signal against exposure,
+    # and histograms (bin edges, counts) of the DSNU and PRNU images
+    curves: dict[str, dict[str, list]] = field(default_factory=dict)
     checks: list[Check] = field(default_factory=list)
 
     def checks_against(self, config: SensorConfig) -> list[Check]:
@@ -258,15 +266,18 @@ def characterize(
         dcnu, hot = _dark_current_spread(
             short, bench.frames(0.0, average, float(t_max)), t_max - config.exposure_s, gain, config
         )
-    dsnu_var, column_var = _spatial_split(_masked(short, hot), dark_var)
+    short = _masked(short, hot)
+    dsnu_var, column_var = _spatial_split(short, dark_var)
     dark_total = dsnu_var + column_var
-    prnu, dead = [], []
+    dark_images = [np.mean([f[p] for f in short], axis=0) for p in range(len(names))]
+    prnu, dead, light_images = [], [], []
     for p in range(len(names)):
         photons = 0.5 * config.saturation_e / qe[p]
         light = bench.frames(float(photons), average)
         m50, v50 = _pair_stats(light[:2])
         signal = np.mean([f[p] for f in light], axis=0) - dark_mean[p]
         dead.append(signal < 0.5 * np.median(signal))  # no response to light
+        light_images.append(np.where(dead[p] | hot[p], np.median(signal), signal) / np.median(signal))
         pixel50, column50 = _spatial_split(_masked([[f[p]] for f in light], [dead[p] | hot[p]]), v50[p : p + 1])
         spatial = pixel50[0] + column50[0] - dark_total[p]
         prnu.append(np.sqrt(max(spatial, 0.0)) / (m50[p] - dark_mean[p]))
@@ -294,6 +305,9 @@ def characterize(
             hot_pixel_fraction=float(sum(h.sum() for h in hot) / photosites),
             dead_pixel_fraction=float(sum(d.sum() for d in dead) / photosites),
             linearity_error_pct=float(linearity[p]),
+            snr_max=float(np.sqrt(saturation[p])),
+            dynamic_range_db=float(20 * np.log10(saturation[p] / _threshold_e(temporal_dark_e2[p]))),
+            threshold_photons=float(_threshold_e(temporal_dark_e2[p]) / qe[p]),
         )
         for p in range(len(names))
     ]
@@ -307,6 +321,16 @@ def characterize(
         },
         photon_levels=photon_levels.tolist(),
         photosites=photosites,
+        curves={
+            names[p]: {
+                "snr": (means[:, p] / np.sqrt(np.maximum(variances[:, p] + dark_var[p], 1e-12))).tolist(),
+                "dark_exposures_s": exposures.tolist(),
+                "dark_mean_dn": dark_levels[:, p].tolist(),
+                "dsnu_hist": _histogram((dark_images[p] - dark_images[p].mean()) / gain[p]),
+                "prnu_hist": _histogram(light_images[p] - 1),
+            }
+            for p in range(len(names))
+        },
     )
     result.checks = result.checks_against(config)
     if out_dir is not None:
@@ -326,6 +350,8 @@ def _checks(planes: list[PlaneResult], config: SensorConfig, photon_levels: np.n
         "dcnu": config.dcnu,
         "hot_pixel_fraction": config.hot_pixel_fraction,
         "dead_pixel_fraction": config.dead_pixel_fraction,
+        "snr_max": np.sqrt(config.saturation_e),
+        "dynamic_range_db": 20 * np.log10(config.saturation_e / _threshold_e(_dark_noise_e2(config))),
     }
     tolerances = dict(TOLERANCES)
     for quantity in DEFECT_QUANTITIES:
@@ -350,6 +376,25 @@ def _checks(planes: list[PlaneResult], config: SensorConfig, photon_levels: np.n
             for i, plane in enumerate(planes)
         ]
     return checks
+
+
+def _dark_noise_e2(config: SensorConfig) -> float:
+    """The temporal dark noise variance the configuration gives (e^2): read, row, dark shot and
+    quantisation noise."""
+    dark_shot = config.mean_dark_current_e_per_s * config.exposure_s
+    quantisation = QUANTISATION_VARIANCE_DN2 / config.system_gain_dn_per_e**2
+    return config.read_noise_e**2 + config.row_noise_e**2 + dark_shot + quantisation
+
+
+def _threshold_e(dark_noise_e2: float) -> float:
+    """Signal (e) where the SNR is 1, with shot noise: mu^2 = mu + sigma_d^2 (EMVA 1288's
+    absolute sensitivity threshold, times the QE)."""
+    return (1 + np.sqrt(1 + 4 * dark_noise_e2)) / 2
+
+
+def _histogram(values: np.ndarray, bins: int = 80) -> list[list[float]]:
+    counts, edges = np.histogram(values, bins=bins)
+    return [edges.tolist(), counts.tolist()]
 
 
 def _masked(frames: list[list[np.ndarray]], masks: list[np.ndarray]) -> list[list[np.ndarray]]:
@@ -416,6 +461,7 @@ def _write(result: Characterization, out_dir: Path) -> None:
     axis.set_title(f"Photon transfer curve: {result.sensor} (lines: fitted K; dotted: saturation)")
     axis.legend(title="plane")
     write_figure(figure, out_dir / "ptc.png", dpi=120)
+    _write_report(result, out_dir / "report.png")
     payload = {
         "sensor": result.sensor,
         "config_hash": result.config_hash,
@@ -423,9 +469,73 @@ def _write(result: Characterization, out_dir: Path) -> None:
         "planes": [asdict(p) for p in result.planes],
         "checks": [{**asdict(c), "relative_error": c.relative_error, "passed": c.passed} for c in result.checks],
         "photon_transfer": result.photon_transfer,
+        "photon_levels": result.photon_levels,
+        "curves": result.curves,
     }
     with atomic_write(out_dir / "characterization.json", "w") as f:
         json.dump(payload, f, indent=2)
+
+
+def _write_report(result: Characterization, path: Path) -> None:
+    """The datasheet's plots: SNR, linearity, dark signal against exposure, DSNU and PRNU histograms."""
+    figure, axes = subplots(2, 3, figsize=(15, 8.5))
+    photons = np.asarray(result.photon_levels)
+    ptc, snr, linearity, dark, dsnu, prnu = axes.flat
+    for plane in result.planes:
+        curve, extra = result.photon_transfer[plane.plane], result.curves[plane.plane]
+        colour = ptc.plot(curve["mean_dn"], curve["variance_dn2"], "o", markersize=2, label=plane.plane)[0].get_color()
+        ptc.plot(
+            np.asarray(curve["mean_dn"]),
+            plane.system_gain_dn_per_e * np.asarray(curve["mean_dn"]),
+            "-",
+            color=colour,
+            linewidth=0.7,
+        )
+        mean = np.asarray(curve["mean_dn"])
+        unsaturated = mean < 0.98 * plane.saturation_e * plane.system_gain_dn_per_e  # clipped pixels have no noise
+        snr.loglog(
+            photons[unsaturated],
+            np.asarray(extra["snr"])[unsaturated],
+            "o",
+            markersize=2,
+            color=colour,
+            label=plane.plane,
+        )
+        linearity.plot(
+            photons, mean, "o", markersize=2, color=colour, label=f"{plane.plane}: LE {plane.linearity_error_pct:.2f}%"
+        )
+        dark.plot(extra["dark_exposures_s"], extra["dark_mean_dn"], "o-", markersize=3, color=colour, label=plane.plane)
+        for axis, (edges, counts) in ((dsnu, extra["dsnu_hist"]), (prnu, extra["prnu_hist"])):
+            axis.semilogy(
+                (np.asarray(edges[:-1]) + np.asarray(edges[1:])) / 2,
+                np.maximum(counts, 0.5),
+                "-",
+                color=colour,
+                label=plane.plane,
+            )
+    first = result.planes[0]
+    snr.axhline(first.snr_max, color="grey", linestyle=":", linewidth=0.8)
+    snr.axvline(first.threshold_photons, color="grey", linestyle="--", linewidth=0.8)
+    titles = [
+        (ptc, "photon transfer", "mean above dark (DN)", "temporal variance (DN^2)"),
+        (
+            snr,
+            f"SNR (dotted: SNRmax {first.snr_max:.0f}; dashed: threshold; DR {first.dynamic_range_db:.1f} dB)",
+            "photons per pixel",
+            "SNR",
+        ),
+        (linearity, "linearity", "photons per pixel", "mean above dark (DN)"),
+        (dark, f"dark signal (dark current {first.dark_current_e_per_s:.3g} e-/s)", "exposure (s)", "mean dark (DN)"),
+        (dsnu, f"DSNU image (DSNU {first.dsnu_e:.2f} e-)", "offset (e-)", "pixels"),
+        (prnu, f"PRNU image at 50% saturation (PRNU {100 * first.prnu:.2f}%)", "relative response - 1", "pixels"),
+    ]
+    for axis, title, x_label, y_label in titles:
+        axis.set_title(title, fontsize=9)
+        axis.set_xlabel(x_label)
+        axis.set_ylabel(y_label)
+        axis.legend(fontsize=7)
+    figure.suptitle(f"EMVA 1288 report: {result.sensor} (values of plane {first.plane} in the titles)")
+    write_figure(figure, path, dpi=100)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -441,7 +551,7 @@ def main(argv: list[str] | None = None) -> int:
     result = characterize(Sensor(config, seed=args.seed), out)
     print(result.table())
     verdict = "all checks passed" if result.passed else "SOME CHECKS FAILED"
-    print(f"{verdict}; wrote {out / 'ptc.png'} and {out / 'characterization.json'}")
+    print(f"{verdict}; wrote {out / 'ptc.png'}, {out / 'report.png'} and {out / 'characterization.json'}")
     return 0 if result.passed else 1
 
 

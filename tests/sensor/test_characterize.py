@@ -24,6 +24,8 @@ def test_every_preset_passes_characterisation(preset, tmp_path):
         "hot_pixel_fraction",
         "dead_pixel_fraction",
         "linearity_error_pct",
+        "snr_max",
+        "dynamic_range_db",
     } <= quantities
     # defects are found exactly: the counts are those of the array's region that was measured
     config = Sensor.from_preset(preset).config
@@ -34,7 +36,8 @@ def test_every_preset_passes_characterisation(preset, tmp_path):
     assert round(found["dead_pixel_fraction"]) == (defects < config.dead_pixel_fraction).sum()
     report = json.loads((tmp_path / "characterization.json").read_text())
     assert report["passed"] is True and len(report["planes"]) == {"generic_cmos": 3, "phone_imx363": 4}.get(preset, 1)
-    assert (tmp_path / "ptc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for plot in ("ptc.png", "report.png"):
+        assert (tmp_path / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_characterisation_notices_a_wrong_model(tmp_path):
