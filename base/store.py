@@ -8,9 +8,12 @@ torch files are read with `weights_only=True` (tensors, numbers, strings, lists,
 
 from __future__ import annotations
 
+import collections
 import io
 import json
 import os
+import pickle
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -63,6 +66,25 @@ class FileFormat:
         with atomic_write(path) as f:
             f.write(buffer.getvalue())
         return path
+
+    def header(self, path: str | os.PathLike) -> dict[str, Any]:
+        """The payload of a "torch" file with every tensor left out (None), read without torch, for
+        checks that must stay quick (`privcam validate`). The pickle is read with an unpickler that
+        resolves no class from the file: nothing in it can run.
+
+        Raises FileFormatError for a file that is not a readable file of this kind and version.
+        """
+        path = Path(path)
+        try:
+            with zipfile.ZipFile(path) as archive:
+                name = next(n for n in archive.namelist() if n.endswith("/data.pkl"))
+                payload = _Skeleton(io.BytesIO(archive.read(name))).load()
+        except Exception as err:
+            raise FileFormatError(f"{path} is not a readable {self.tag} file: {_first_line(err)}") from None
+        found = payload.get("format") if isinstance(payload, dict) else None
+        if found != self.tag:
+            raise FileFormatError(f"{path} is not a {self.tag} file (found {found!r})")
+        return payload
 
     def load(self, path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
         """The payload of a file of this kind and version (without its "format" tag).
@@ -126,3 +148,24 @@ def set_aside(path: str | os.PathLike) -> Path:
 def _first_line(err: Exception) -> str:
     text = str(err).strip().splitlines()
     return text[0] if text else type(err).__name__
+
+
+class _Opaque:
+    """Stands for any object a pickle names (a tensor, a dtype): it takes every argument and state."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __setstate__(self, state: Any) -> None:
+        pass
+
+
+class _Skeleton(pickle.Unpickler):
+    """Reads the plain structure of a torch pickle: dicts, lists, strings and numbers; every class
+    it names (tensors, storages) becomes an _Opaque, and no code from the file runs."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        return collections.OrderedDict if (module, name) == ("collections", "OrderedDict") else _Opaque
+
+    def persistent_load(self, pid: Any) -> None:
+        return None

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from ..base.registry import Registry, did_you_mean, shipped_files
 from ..base.schema import ConfigError, SourceLines, bounds, build, input_path, read_yaml
+from ..base.store import FileFormat
 
 # Data sources by name; each is a function (section, split) -> Dataset in sources.py, imported on use.
 DATA_SOURCES: Registry[Any] = Registry("data source")
@@ -34,6 +35,9 @@ for _name in (
     "fashion_mnist_segmentation",
 ):
     DATA_SOURCES.register_lazy(_name, f"privcam.pipelines.sources:{_name}")
+
+# Plain weights made by the pipeline (pipelines/models.py writes and reads them).
+WEIGHTS_FILE = FileFormat("weights", 1)
 
 
 @dataclass

@@ -7,14 +7,12 @@ from pathlib import Path
 import torch
 
 from ..base.schema import ConfigError
-from ..base.store import FileFormat, FileFormatError
+from ..base.store import FileFormatError
 from ..nets import KeyedModel, create_model, load_keyed, to_keyed
 from ..nets.keyed_model import KEYED_MODEL_FILE
 from ..privacy import Key, KeyMismatchError
 from .capture import Captured
-from .config import RunConfig
-
-WEIGHTS_FILE = FileFormat("weights", 1)
+from .config import WEIGHTS_FILE, RunConfig
 
 
 def _architecture(config: RunConfig) -> torch.nn.Module:

@@ -12,12 +12,13 @@ from typing import Any
 
 from ..base.atomic import unwritable_reason
 from ..base.schema import ConfigError, build
+from ..base.store import FileFormatError
 from ..nets.zoo import FIXED_INPUT_SIZES, MODELS
 from ..privacy import Key, KeyFileError
 from ..sensor.array import Region
 from ..sensor.config import PRESETS, SensorConfig, load_preset
 from .catalogue import TASKS, Task
-from .config import DATA_SOURCES, SYNTHETIC_SIZE, RunConfig
+from .config import DATA_SOURCES, SYNTHETIC_SIZE, WEIGHTS_FILE, RunConfig
 
 # What the run file fixes about the sources' data, for the classification tasks' checks: class
 # counts, and (H, W) without data.size. Other sources are checked on their data at run time.
@@ -105,10 +106,26 @@ def _check_files(config: RunConfig) -> None:
 
 
 def _check_weights(config: RunConfig) -> None:
-    """model.weights, when named (whether or not the task needs it), is a file."""
+    """model.weights, when named (whether or not the task needs it), is a weights file made for
+    the run's model: its architecture, classes and channels. Reading it needs torch, which is
+    imported only here, when a run names weights."""
     weights = config.model.weights
-    if weights is not None and not Path(weights).is_file():
-        raise ConfigError(f"{config.where('model', 'weights')}: weights file {weights} does not exist")
+    if weights is None:
+        return
+    where = config.where("model", "weights")
+    if not Path(weights).is_file():
+        raise ConfigError(f"{where}: weights file {weights} does not exist")
+    try:
+        payload = WEIGHTS_FILE.header(weights)
+    except FileFormatError as err:
+        raise ConfigError(f"{where}: {err}") from None
+    for name in ("arch", "num_classes", "in_channels"):
+        made_for, given = payload.get(name), getattr(config.model, name)
+        if made_for != given:
+            raise ConfigError(
+                f"{where}: {weights} holds weights for model.{name} {made_for!r}, but model.{name} is {given!r} "
+                f"(set model.{name}: {made_for}, or name other weights)"
+            )
 
 
 def _check_classes(config: RunConfig) -> None:

@@ -16,19 +16,20 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import norm
 from tqdm import tqdm
 
 from ..base.atomic import atomic_write
 from ..base.images import subplots, write_figure
 from .config import SensorConfig
-from .sensor import Sensor, bent_response
+from .sensor import NONLINEAR_KNEE, Sensor, bent_response
 
 QUANTISATION_VARIANCE_DN2 = 1 / 12
 # Tolerances of the sensor issue's acceptance, relative to the configured value.
 TOLERANCES = {
     "system_gain_dn_per_e": 0.02,
     "read_noise_e": 0.05,
-    "saturation_e": 0.05,
+    "saturation_e": 0.02,
     "dark_current_e_per_s": 0.10,
     "dsnu_e": 0.10,
     "column_noise_e": 0.10,
@@ -38,6 +39,8 @@ TOLERANCES = {
     "snr_max": 0.05,
     "dynamic_range_db": 0.05,
 }
+# Levels of the fine saturation sweep whose variances are averaged before taking the peak.
+PEAK_SMOOTHING = 5
 # Defect fractions are counts of a few photosites: their tolerance is three Poisson standard
 # deviations of the expected count, and at least 10%.
 DEFECT_QUANTITIES = ("hot_pixel_fraction", "dead_pixel_fraction")
@@ -197,14 +200,15 @@ def _spatial_split(frames: list[list[np.ndarray]], temporal_var: np.ndarray) -> 
 
 def _refined_peak_mean(bench: _Bench, photon_levels: np.ndarray, peak: int, plane: int, dark_mean, dark_var) -> float:
     """Mean signal (DN above dark) where plane's temporal variance peaks, on a fine sweep around
-    the coarse peak: the saturation point of EMVA 1288."""
+    the coarse peak: the saturation point of EMVA 1288. The variances are smoothed over
+    PEAK_SMOOTHING neighbouring levels first: the peak is flat, and the argmax of raw estimates
+    wanders with their noise."""
     low, high = photon_levels[max(peak - 2, 0)], photon_levels[min(peak + 1, len(photon_levels) - 1)]
-    best_var, best_mean = -np.inf, 0.0
-    for photons in np.linspace(low, high, 25):
-        mean, var = _pair_stats(bench.frames(float(photons), 2))
-        if var[plane] > best_var:
-            best_var, best_mean = var[plane], mean[plane] - dark_mean
-    return best_mean
+    stats = [_pair_stats(bench.frames(float(photons), 2)) for photons in np.linspace(low, high, 25)]
+    means = np.array([mean[plane] for mean, _ in stats]) - dark_mean
+    variances = np.array([var[plane] for _, var in stats])
+    smoothed = np.convolve(variances, np.ones(PEAK_SMOOTHING) / PEAK_SMOOTHING, mode="valid")
+    return float(means[int(np.argmax(smoothed)) + PEAK_SMOOTHING // 2])
 
 
 def characterize(
@@ -339,10 +343,11 @@ def characterize(
 
 
 def _checks(planes: list[PlaneResult], config: SensorConfig, photon_levels: np.ndarray, photosites: int) -> list[Check]:
+    saturation = _model_saturation_e(config)
     expected = {
         "system_gain_dn_per_e": config.system_gain_dn_per_e,
         "read_noise_e": config.read_noise_e,
-        "saturation_e": config.saturation_e,
+        "saturation_e": saturation,
         "dark_current_e_per_s": config.mean_dark_current_e_per_s,
         "dsnu_e": config.dsnu_e,
         "column_noise_e": config.column_noise_e,
@@ -350,8 +355,8 @@ def _checks(planes: list[PlaneResult], config: SensorConfig, photon_levels: np.n
         "dcnu": config.dcnu,
         "hot_pixel_fraction": config.hot_pixel_fraction,
         "dead_pixel_fraction": config.dead_pixel_fraction,
-        "snr_max": np.sqrt(config.saturation_e),
-        "dynamic_range_db": 20 * np.log10(config.saturation_e / _threshold_e(_dark_noise_e2(config))),
+        "snr_max": np.sqrt(saturation),
+        "dynamic_range_db": 20 * np.log10(saturation / _threshold_e(_dark_noise_e2(config))),
     }
     tolerances = dict(TOLERANCES)
     for quantity in DEFECT_QUANTITIES:
@@ -376,6 +381,38 @@ def _checks(planes: list[PlaneResult], config: SensorConfig, photon_levels: np.n
             for i, plane in enumerate(planes)
         ]
     return checks
+
+
+def _model_saturation_e(config: SensorConfig) -> float:
+    """The saturation capacity EMVA 1288's definition gives for the configured model: the mean
+    signal (e) where the plane's temporal variance peaks. Pixels do not all clip at once: PRNU
+    spreads their gains and shot noise their signals, so the variance peaks a few percent below
+    the full well. Per gain quantile, the clipped signal's mean and variance are those of a
+    normal clipped at the full well (then at the ADC's top), through the response's bend."""
+    gains = 1 + config.prnu * norm.ppf((np.arange(201) + 0.5) / 201)
+    adc_top = (config.max_dn - config.black_level_dn) / config.system_gain_dn_per_e
+    signal = np.linspace(0.8, 1.2, 801)[:, None] * config.full_well_e * gains[None, :]
+    mean, var = _clipped(signal, np.sqrt(signal), config.full_well_e)
+    slope = _bend_slope(mean, config)
+    mean = bent_response(mean, config.full_well_e, config.nonlinearity)
+    mean, var = _clipped(mean, np.sqrt(var) * slope, adc_top)
+    plane_mean, plane_var = mean.mean(axis=1), var.mean(axis=1)
+    return float(plane_mean[int(np.argmax(plane_var))])
+
+
+def _clipped(mean: np.ndarray, sd: np.ndarray, top: float) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and variance of min(X, top) for X normal (mean, sd)."""
+    alpha = (top - mean) / np.maximum(sd, 1e-12)
+    below, density = norm.cdf(alpha), norm.pdf(alpha)
+    first = mean * below - sd * density + top * (1 - below)
+    second = (mean**2 + sd**2) * below - sd * (mean + top) * density + top**2 * (1 - below)
+    return first, np.maximum(second - first**2, 0.0)
+
+
+def _bend_slope(electrons: np.ndarray, config: SensorConfig) -> np.ndarray:
+    """d bent_response / d electrons."""
+    over = np.clip(electrons / config.full_well_e - NONLINEAR_KNEE, 0, None) / (1 - NONLINEAR_KNEE)
+    return 1 - 2 * config.nonlinearity * over / (1 - NONLINEAR_KNEE)
 
 
 def _dark_noise_e2(config: SensorConfig) -> float:

@@ -18,6 +18,7 @@ from ..privacy.mask import apply_mask
 from .array import Region, column_field, pattern_field, shading_field
 from .config import SensorConfig, load_preset
 from .frame import Frame
+from .poisson import poisson_counts
 
 # Below this mean (electrons) shot noise is drawn from the Poisson law itself; above it from a
 # Gaussian of equal mean and variance, which is exact in the first two moments (what the photon
@@ -242,23 +243,29 @@ class Sensor:
         sigma = torch.sqrt(mean_e, out=work["sigma"])
         reach = torch.addcmul(mean_e, sigma, sigma.new_tensor(_CLIP_MARGIN_SIGMA), out=work["scratch"])
         reach.add_(patterns["dsnu"])
-        special = torch.nonzero(((mean_e < POISSON_EXACT_BELOW_E) | (reach >= full_well_e)).view(-1)).squeeze(1)
-        staged = _BACKGROUND.submit(
-            _staged_electrons,
-            mean_e.view(-1)[special],
-            patterns["dsnu"].view(-1)[special],
-            full_well_e,
-            read_noise_e,
-            seeds[0],
-        )
-
-        sigma.mul_(sigma).add_(read_noise_e**2).sqrt_()
-        electrons = _standard_normal(work["electrons"], seeds[1]).mul_(sigma).add_(mean_e).add_(patterns["dsnu"])
-        electrons.view(-1).index_copy_(0, special, staged.result())
+        is_special = ((mean_e < POISSON_EXACT_BELOW_E) | (reach >= full_well_e)).view(-1)
+        if 2 * int(is_special.sum()) > mean_e.numel():  # mostly dim (a dark frame): every pixel stage by stage
+            staged = _staged_electrons(mean_e.view(-1), patterns["dsnu"].view(-1), full_well_e, read_noise_e, seeds[0])
+            electrons = work["electrons"].copy_(staged.view(mean_e.shape))
+        else:
+            special = torch.nonzero(is_special).squeeze(1)
+            pending = _BACKGROUND.submit(
+                _staged_electrons,
+                mean_e.view(-1)[special],
+                patterns["dsnu"].view(-1)[special],
+                full_well_e,
+                read_noise_e,
+                seeds[0],
+            )
+            sigma.mul_(sigma).add_(read_noise_e**2).sqrt_()
+            electrons = _standard_normal(work["electrons"], seeds[1]).mul_(sigma).add_(mean_e).add_(patterns["dsnu"])
+            electrons.view(-1).index_copy_(0, special, pending.result())
         if c.nonlinearity > 0:  # only pixels past the knee bend: most of a scene stays below it
-            bent = torch.nonzero(electrons.view(-1) > NONLINEAR_KNEE * full_well_e).squeeze(1)
             flat = electrons.view(-1)
-            flat.index_copy_(0, bent, bent_response(flat[bent], full_well_e, c.nonlinearity))
+            past_knee = flat > NONLINEAR_KNEE * full_well_e
+            if bool(past_knee.any()):
+                bent = torch.nonzero(past_knee).squeeze(1)
+                flat.index_copy_(0, bent, bent_response(flat[bent], full_well_e, c.nonlinearity))
         if c.row_noise_e > 0:  # each of a pixel's b photosite rows adds b times its row's noise
             rows = _standard_normal(torch.empty(scene.shape[0], 1, scene.shape[2]), seeds[2])
             electrons.add_(rows, alpha=c.row_noise_e * c.binning**1.5)
@@ -360,13 +367,19 @@ def _staged_electrons(
     """The model stage by stage for selected pixels: shot noise (exact Poisson below
     POISSON_EXACT_BELOW_E), DSNU, full-well clip, read noise. Inputs and output are 1-D."""
     generator = torch.Generator().manual_seed(seed)
-    noise = torch.randn((2, mean_e.numel()), generator=generator)
-    electrons = noise[0].mul_(mean_e.sqrt()).add_(mean_e)
-    dim = torch.nonzero(mean_e < POISSON_EXACT_BELOW_E).squeeze(1)
-    if dim.numel():
-        counts = np.random.default_rng(seed).poisson(mean_e[dim].numpy())
-        electrons.index_copy_(0, dim, torch.from_numpy(counts.astype(np.float32)))
-    return electrons.add_(dsnu).clamp_(max=full_well_e).add_(noise[1], alpha=read_noise_e)
+    is_dim = mean_e < POISSON_EXACT_BELOW_E
+    if bool(is_dim.all()):  # a dark frame
+        electrons = poisson_counts(mean_e, generator)
+    else:
+        electrons = torch.empty_like(mean_e)
+        bright = torch.nonzero(~is_dim).squeeze(1)
+        mean = mean_e[bright]
+        electrons.index_copy_(0, bright, torch.randn(mean.shape, generator=generator).mul_(mean.sqrt()).add_(mean))
+        dim = torch.nonzero(is_dim).squeeze(1)
+        if dim.numel():
+            electrons.index_copy_(0, dim, poisson_counts(mean_e[dim], generator))
+    read = torch.randn(mean_e.shape, generator=generator)
+    return electrons.add_(dsnu).clamp_(max=full_well_e).add_(read, alpha=read_noise_e)
 
 
 def _mosaic(scene: torch.Tensor, cfa: str) -> torch.Tensor:

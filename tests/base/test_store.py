@@ -1,6 +1,9 @@
 """One versioned file format: round trips, other kinds and versions, corrupt files, and files that would
 run code when loaded."""
 
+import pickle
+import zipfile
+
 import numpy as np
 import pytest
 import torch
@@ -62,3 +65,22 @@ def test_a_crafted_file_runs_no_code(tmp_path, monkeypatch):
     with pytest.raises(FileFormatError, match="allow_pickle=False"):
         FRAMES.load(tmp_path / "evil.npz")
     assert not (tmp_path / "pwned").exists()
+
+
+def test_header_reads_a_torch_files_plain_fields_without_running_its_code(tmp_path):
+    kind = FileFormat("weights", 1)
+    kind.save(tmp_path / "w.pt", {"arch": "small_cnn", "num_classes": 10, "state_dict": {"w": torch.ones(3)}})
+    header = kind.header(tmp_path / "w.pt")
+    assert header["format"] == kind.tag and header["arch"] == "small_cnn" and header["num_classes"] == 10
+    assert header["state_dict"]["w"] is not None  # a tensor is left out, as an opaque stand-in
+
+    class Exploit:
+        def __reduce__(self):
+            return (open, (str(tmp_path / "pwned"), "w"))
+
+    with zipfile.ZipFile(tmp_path / "evil.pt", "w") as archive:
+        archive.writestr("evil/data.pkl", pickle.dumps({"format": kind.tag, "x": Exploit()}))
+    kind.header(tmp_path / "evil.pt")
+    assert not (tmp_path / "pwned").exists()
+    with pytest.raises(FileFormatError, match="not a readable privcam-weights/1 file"):
+        kind.header(tmp_path / "missing.pt")

@@ -5,6 +5,7 @@ import stat
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -354,3 +355,15 @@ def test_frames_that_do_not_fit_the_sensors_array_are_refused_by_validate(workdi
     err = capsys.readouterr().err
     assert f"{path}:6: a 28x28 frame with binning 1 reads photosite rows 50..78" in err
     assert "outside the sensor's array of 64x64 photosites" in err
+
+
+def test_weights_made_for_another_model_are_refused_by_validate(workdir, capsys):
+    weights = Path(__file__).resolve().parents[2] / "weights" / "fashion_mnist_vit_tiny.pt"
+    path = workdir / "run.yaml"
+    path.write_text(
+        "name: x\ntask: {name: evaluate}\ndata: {source: synthetic, size: [28, 28]}\n"
+        f"sensor: {{preset: machine_vision_12bit}}\nmodel:\n  weights: {weights}\n  in_channels: 1\n"
+    )
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:6: {weights} holds weights for model.arch 'vit_tiny', but model.arch is 'small_cnn'" in err

@@ -73,8 +73,8 @@ def test_unknown_fields_get_a_suggestion(tmp_path):
 def test_derived_quantities_and_hash():
     config = load_preset("phone_imx363")
     assert config.system_gain_dn_per_e == pytest.approx(0.16)
-    # the bent response gives 1% less than the 6000 e- well out, just before the ADC tops out (5994 e-)
-    assert config.saturation_e == pytest.approx(6000 * (1 - 0.01))
+    # the bent response gives 0.5% less than the 6000 e- well out, just before the ADC tops out (5994 e-)
+    assert config.saturation_e == pytest.approx(6000 * (1 - 0.005))
     assert config.replace(nonlinearity=0.0).saturation_e == pytest.approx((1023 - 64) / 0.16)
     warmer = config.replace(temperature_c=config.temperature_c + config.dark_doubling_c)
     assert warmer.dark_current_at_temperature_e_per_s == pytest.approx(2 * config.dark_current_at_temperature_e_per_s)
