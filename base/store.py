@@ -68,22 +68,10 @@ class FileFormat:
         return path
 
     def header(self, path: str | os.PathLike) -> dict[str, Any]:
-        """The payload of a "torch" file with every tensor left out (None), read without torch, for
-        checks that must stay quick (`privcam validate`). The pickle is read with an unpickler that
-        resolves no class from the file: nothing in it can run.
-
-        Raises FileFormatError for a file that is not a readable file of this kind and version.
-        """
-        path = Path(path)
-        try:
-            with zipfile.ZipFile(path) as archive:
-                name = next(n for n in archive.namelist() if n.endswith("/data.pkl"))
-                payload = _Skeleton(io.BytesIO(archive.read(name))).load()
-        except Exception as err:
-            raise FileFormatError(f"{path} is not a readable {self.tag} file: {_first_line(err)}") from None
-        found = payload.get("format") if isinstance(payload, dict) else None
-        if found != self.tag:
-            raise FileFormatError(f"{path} is not a {self.tag} file (found {found!r})")
+        """`read_header` of a file that must be of this kind and version (FileFormatError if not)."""
+        payload = read_header(path)
+        if payload.get("format") != self.tag:
+            raise FileFormatError(f"{path} is not a {self.tag} file (found {payload.get('format')!r})")
         return payload
 
     def load(self, path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
@@ -148,6 +136,25 @@ def set_aside(path: str | os.PathLike) -> Path:
 def _first_line(err: Exception) -> str:
     text = str(err).strip().splitlines()
     return text[0] if text else type(err).__name__
+
+
+def read_header(path: str | os.PathLike) -> dict[str, Any]:
+    """The payload of a privcam "torch" file with every tensor left out, read without torch, for
+    checks that must stay quick (`privcam validate`). The pickle is read with an unpickler that
+    resolves no class from the file: nothing in it can run.
+
+    Raises FileFormatError for a file that is not a readable torch file holding a dict.
+    """
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            name = next(n for n in archive.namelist() if n.endswith("/data.pkl"))
+            payload = _Skeleton(io.BytesIO(archive.read(name))).load()
+    except Exception as err:
+        raise FileFormatError(f"{path} is not a readable privcam file: {_first_line(err)}") from None
+    if not isinstance(payload, dict):
+        raise FileFormatError(f"{path} is not a privcam file (it holds no header)")
+    return payload
 
 
 class _Opaque:

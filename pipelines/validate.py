@@ -12,7 +12,7 @@ from typing import Any
 
 from ..base.atomic import unwritable_reason
 from ..base.schema import ConfigError, build
-from ..base.store import FileFormatError
+from ..base.store import FileFormatError, read_header
 from ..nets.zoo import FIXED_INPUT_SIZES, MODELS
 from ..privacy import Key, KeyFileError
 from ..sensor.array import Region
@@ -116,9 +116,13 @@ def _check_weights(config: RunConfig) -> None:
     if not Path(weights).is_file():
         raise ConfigError(f"{where}: weights file {weights} does not exist")
     try:
-        payload = WEIGHTS_FILE.header(weights)
+        payload = read_header(weights)
     except FileFormatError as err:
         raise ConfigError(f"{where}: {err}") from None
+    if payload.get("format") != WEIGHTS_FILE.tag:
+        if config.model.keyed:
+            return  # a saved keyed network (weights.keyed.pt): checked when it is rebuilt with the key
+        raise ConfigError(f"{where}: {weights} is not a {WEIGHTS_FILE.tag} file (found {payload.get('format')!r})")
     for name in ("arch", "num_classes", "in_channels"):
         made_for, given = payload.get(name), getattr(config.model, name)
         if made_for != given:

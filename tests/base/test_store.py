@@ -82,5 +82,5 @@ def test_header_reads_a_torch_files_plain_fields_without_running_its_code(tmp_pa
         archive.writestr("evil/data.pkl", pickle.dumps({"format": kind.tag, "x": Exploit()}))
     kind.header(tmp_path / "evil.pt")
     assert not (tmp_path / "pwned").exists()
-    with pytest.raises(FileFormatError, match="not a readable privcam-weights/1 file"):
+    with pytest.raises(FileFormatError, match="not a readable privcam file"):
         kind.header(tmp_path / "missing.pt")
