@@ -20,6 +20,9 @@ from typing import Any, Literal
 
 from .atomic import atomic_write
 
+# A privcam torch file keeps its tensors apart from its pickled header, which stays small.
+HEADER_LIMIT_BYTES = 16 * 2**20
+
 
 class FileFormatError(ValueError):
     """A file that is unreadable, corrupt, or not of the expected privcam kind and version."""
@@ -66,13 +69,6 @@ class FileFormat:
         with atomic_write(path) as f:
             f.write(buffer.getvalue())
         return path
-
-    def header(self, path: str | os.PathLike) -> dict[str, Any]:
-        """`read_header` of a file that must be of this kind and version (FileFormatError if not)."""
-        payload = read_header(path)
-        if payload.get("format") != self.tag:
-            raise FileFormatError(f"{path} is not a {self.tag} file (found {payload.get('format')!r})")
-        return payload
 
     def load(self, path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
         """The payload of a file of this kind and version (without its "format" tag).
@@ -148,8 +144,10 @@ def read_header(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     try:
         with zipfile.ZipFile(path) as archive:
-            name = next(n for n in archive.namelist() if n.endswith("/data.pkl"))
-            payload = _Skeleton(io.BytesIO(archive.read(name))).load()
+            entry = next(i for i in archive.infolist() if i.filename.endswith("/data.pkl"))
+            if entry.file_size > HEADER_LIMIT_BYTES:
+                raise ValueError(f"its header unpacks to {entry.file_size} bytes (at most {HEADER_LIMIT_BYTES})")
+            payload = _Skeleton(io.BytesIO(archive.read(entry))).load()
     except Exception as err:
         raise FileFormatError(f"{path} is not a readable privcam file: {_first_line(err)}") from None
     if not isinstance(payload, dict):

@@ -107,8 +107,8 @@ def _check_files(config: RunConfig) -> None:
 
 def _check_weights(config: RunConfig) -> None:
     """model.weights, when named (whether or not the task needs it), is a weights file made for
-    the run's model: its architecture, classes and channels. Reading it needs torch, which is
-    imported only here, when a run names weights."""
+    the run's model: its architecture, classes and channels, read from the file's header without
+    torch. A keyed run may name a saved keyed network instead."""
     weights = config.model.weights
     if weights is None:
         return

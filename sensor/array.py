@@ -12,6 +12,7 @@ Binning reads b x b photosites per pixel; `Region.bin` sums or averages their va
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -19,6 +20,7 @@ import numpy as np
 TILE = 256
 # Pattern ids in the tile seeds; a new pattern gets a new id, never an old one.
 PATTERN_IDS = {"prnu": 0, "dsnu": 1, "columns": 2, "dcnu": 3, "defects": 4}
+_CHANNEL = {"r": 0, "g": 1, "b": 2}
 
 
 @dataclass(frozen=True)
@@ -71,30 +73,35 @@ class Region:
 def pattern_field(serial: int, pattern: str, region: Region, channels: int) -> np.ndarray:
     """(height, width, channels) float32 values of `pattern` over the region's photosites:
     standard normals, or uniform in [0, 1) for "defects"."""
-    out = np.empty((region.height, region.width, channels), dtype=np.float32)
-    bottom, right = region.top + region.height, region.left + region.width
-    for ty in range(region.top // TILE, (bottom - 1) // TILE + 1):
-        for tx in range(region.left // TILE, (right - 1) // TILE + 1):
-            tile = _tile(serial, pattern, ty, tx, (TILE, TILE, channels))
-            rows = slice(max(region.top, ty * TILE), min(bottom, (ty + 1) * TILE))
-            cols = slice(max(region.left, tx * TILE), min(right, (tx + 1) * TILE))
-            out[
-                rows.start - region.top : rows.stop - region.top, cols.start - region.left : cols.stop - region.left
-            ] = tile[rows.start - ty * TILE : rows.stop - ty * TILE, cols.start - tx * TILE : cols.stop - tx * TILE]
-    return out
+    return _field(serial, pattern, region, channels, TILE)
 
 
 def column_field(serial: int, pattern: str, region: Region, channels: int) -> np.ndarray:
     """(1, width, channels) float32 standard normals of a per-column pattern over the region's columns."""
-    out = np.empty((1, region.width, channels), dtype=np.float32)
-    right = region.left + region.width
-    for tx in range(region.left // TILE, (right - 1) // TILE + 1):
-        tile = _tile(serial, pattern, 0, tx, (1, TILE, channels))
-        cols = slice(max(region.left, tx * TILE), min(right, (tx + 1) * TILE))
-        out[:, cols.start - region.left : cols.stop - region.left] = tile[
-            :, cols.start - tx * TILE : cols.stop - tx * TILE
-        ]
+    return _field(serial, pattern, Region(0, region.left, 1, region.width), channels, 1)
+
+
+def _field(serial: int, pattern: str, region: Region, channels: int, tile_rows: int) -> np.ndarray:
+    """The region cut out of the tiles (tile_rows x TILE photosites each) that it overlaps."""
+    out = np.empty((region.height, region.width, channels), dtype=np.float32)
+    bottom, right = region.top + region.height, region.left + region.width
+    for ty in range(region.top // tile_rows, (bottom - 1) // tile_rows + 1):
+        for tx in range(region.left // TILE, (right - 1) // TILE + 1):
+            tile = _tile(serial, pattern, ty, tx, (tile_rows, TILE, channels))
+            row0, row1 = max(region.top, ty * tile_rows), min(bottom, (ty + 1) * tile_rows)
+            col0, col1 = max(region.left, tx * TILE), min(right, (tx + 1) * TILE)
+            out[row0 - region.top : row1 - region.top, col0 - region.left : col1 - region.left] = tile[
+                row0 - ty * tile_rows : row1 - ty * tile_rows, col0 - tx * TILE : col1 - tx * TILE
+            ]
     return out
+
+
+@lru_cache(maxsize=8)
+def cfa_channel_map(cfa: str, height: int, width: int) -> np.ndarray:
+    """(height, width) int64 colour (0 R, 1 G, 2 B) of each photosite under a Bayer pattern such as
+    "rggb", for a region that starts on the pattern's phase (an even offset)."""
+    pattern = np.array([_CHANNEL[ch] for ch in cfa], dtype=np.int64).reshape(2, 2)
+    return np.tile(pattern, (height // 2, width // 2))
 
 
 def shading_field(array_hw: tuple[int, int], region: Region, corner: float) -> np.ndarray:

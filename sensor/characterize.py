@@ -14,6 +14,7 @@ import argparse
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy.stats import norm
@@ -22,7 +23,7 @@ from tqdm import tqdm
 from ..base.atomic import atomic_write
 from ..base.images import subplots, write_figure
 from .config import SensorConfig
-from .sensor import NONLINEAR_KNEE, Sensor, bent_response
+from .sensor import Sensor, bent_response, bent_response_slope
 
 QUANTISATION_VARIANCE_DN2 = 1 / 12
 # Tolerances of the sensor issue's acceptance, relative to the configured value.
@@ -393,7 +394,7 @@ def _model_saturation_e(config: SensorConfig) -> float:
     adc_top = (config.max_dn - config.black_level_dn) / config.system_gain_dn_per_e
     signal = np.linspace(0.8, 1.2, 801)[:, None] * config.full_well_e * gains[None, :]
     mean, var = _clipped(signal, np.sqrt(signal), config.full_well_e)
-    slope = _bend_slope(mean, config)
+    slope = bent_response_slope(mean, config.full_well_e, config.nonlinearity)
     mean = bent_response(mean, config.full_well_e, config.nonlinearity)
     mean, var = _clipped(mean, np.sqrt(var) * slope, adc_top)
     plane_mean, plane_var = mean.mean(axis=1), var.mean(axis=1)
@@ -407,12 +408,6 @@ def _clipped(mean: np.ndarray, sd: np.ndarray, top: float) -> tuple[np.ndarray, 
     first = mean * below - sd * density + top * (1 - below)
     second = (mean**2 + sd**2) * below - sd * (mean + top) * density + top**2 * (1 - below)
     return first, np.maximum(second - first**2, 0.0)
-
-
-def _bend_slope(electrons: np.ndarray, config: SensorConfig) -> np.ndarray:
-    """d bent_response / d electrons."""
-    over = np.clip(electrons / config.full_well_e - NONLINEAR_KNEE, 0, None) / (1 - NONLINEAR_KNEE)
-    return 1 - 2 * config.nonlinearity * over / (1 - NONLINEAR_KNEE)
 
 
 def _dark_noise_e2(config: SensorConfig) -> float:
@@ -485,14 +480,7 @@ def _model_linearity_error(config: SensorConfig, photons: np.ndarray, saturation
 def _write(result: Characterization, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     figure, axis = subplots(figsize=(7, 4.5))
-    for plane in result.planes:
-        curve = result.photon_transfer[plane.plane]
-        points = axis.plot(curve["mean_dn"], curve["variance_dn2"], "o", markersize=3, label=f"{plane.plane}")
-        xs = np.linspace(0, max(curve["mean_dn"]), 50)
-        axis.plot(xs, plane.system_gain_dn_per_e * xs, "-", color=points[0].get_color(), linewidth=0.8)
-        axis.axvline(
-            plane.saturation_e * plane.system_gain_dn_per_e, color=points[0].get_color(), linestyle=":", linewidth=0.8
-        )
+    _plot_ptc(axis, result, markersize=3)
     axis.set_xlabel("mean signal above dark, mu_y - mu_y.dark (DN)")
     axis.set_ylabel("temporal variance above dark (DN^2)")
     axis.set_title(f"Photon transfer curve: {result.sensor} (lines: fitted K; dotted: saturation)")
@@ -513,21 +501,28 @@ def _write(result: Characterization, out_dir: Path) -> None:
         json.dump(payload, f, indent=2)
 
 
+def _plot_ptc(axis: Any, result: Characterization, markersize: float) -> list[Any]:
+    """Each plane's photon transfer points, its fitted K (line) and saturation (dotted); returns
+    the planes' colours."""
+    colours = []
+    for plane in result.planes:
+        curve = result.photon_transfer[plane.plane]
+        points = axis.plot(curve["mean_dn"], curve["variance_dn2"], "o", markersize=markersize, label=plane.plane)
+        colour = points[0].get_color()
+        xs = np.linspace(0, max(curve["mean_dn"]), 50)
+        axis.plot(xs, plane.system_gain_dn_per_e * xs, "-", color=colour, linewidth=0.8)
+        axis.axvline(plane.saturation_e * plane.system_gain_dn_per_e, color=colour, linestyle=":", linewidth=0.8)
+        colours.append(colour)
+    return colours
+
+
 def _write_report(result: Characterization, path: Path) -> None:
     """The datasheet's plots: SNR, linearity, dark signal against exposure, DSNU and PRNU histograms."""
     figure, axes = subplots(2, 3, figsize=(15, 8.5))
     photons = np.asarray(result.photon_levels)
     ptc, snr, linearity, dark, dsnu, prnu = axes.flat
-    for plane in result.planes:
+    for plane, colour in zip(result.planes, _plot_ptc(ptc, result, markersize=2), strict=True):
         curve, extra = result.photon_transfer[plane.plane], result.curves[plane.plane]
-        colour = ptc.plot(curve["mean_dn"], curve["variance_dn2"], "o", markersize=2, label=plane.plane)[0].get_color()
-        ptc.plot(
-            np.asarray(curve["mean_dn"]),
-            plane.system_gain_dn_per_e * np.asarray(curve["mean_dn"]),
-            "-",
-            color=colour,
-            linewidth=0.7,
-        )
         mean = np.asarray(curve["mean_dn"])
         unsaturated = mean < 0.98 * plane.saturation_e * plane.system_gain_dn_per_e  # clipped pixels have no noise
         snr.loglog(
@@ -554,7 +549,12 @@ def _write_report(result: Characterization, path: Path) -> None:
     snr.axhline(first.snr_max, color="grey", linestyle=":", linewidth=0.8)
     snr.axvline(first.threshold_photons, color="grey", linestyle="--", linewidth=0.8)
     titles = [
-        (ptc, "photon transfer", "mean above dark (DN)", "temporal variance (DN^2)"),
+        (
+            ptc,
+            "photon transfer (lines: fitted K; dotted: saturation)",
+            "mean above dark (DN)",
+            "temporal variance (DN^2)",
+        ),
         (
             snr,
             f"SNR (dotted: SNRmax {first.snr_max:.0f}; dashed: threshold; DR {first.dynamic_range_db:.1f} dB)",

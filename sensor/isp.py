@@ -13,7 +13,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from .array import Region, shading_field
+from .array import Region, cfa_channel_map, shading_field
 
 BAYER_TO_RGB = {
     "rggb": cv2.COLOR_BayerRGGB2RGB,
@@ -21,7 +21,6 @@ BAYER_TO_RGB = {
     "grbg": cv2.COLOR_BayerGRBG2RGB,
     "gbrg": cv2.COLOR_BayerGBRG2RGB,
 }
-_CHANNEL = {"r": 0, "g": 1, "b": 2}
 # Linear values go through 16 bits to one lookup table for the sRGB curve.
 _STEPS = 2**16 - 1
 
@@ -40,7 +39,7 @@ def render_rgb8(data: np.ndarray, metadata: dict, physical_order: bool) -> np.nd
     linear = data.astype(np.float32) - metadata["black_level_dn"]
     white = np.asarray(_white_dn(metadata), np.float32)
     if cfa != "none":
-        linear /= white[_cfa_map(cfa, *data.shape[:2])]
+        linear /= white[cfa_channel_map(cfa, *data.shape[:2])]
     else:
         linear = linear.reshape(*data.shape[:2], -1) / white[: (1 if data.ndim == 2 else data.shape[2])]
     corner = metadata.get("lens_shading_corner", 1.0)
@@ -66,16 +65,9 @@ def _white_dn(metadata: dict) -> list[float]:
 
 
 @lru_cache(maxsize=8)
-def _cfa_map(cfa: str, height: int, width: int) -> np.ndarray:
-    pattern = np.array([_CHANNEL[ch] for ch in cfa], dtype=np.int64).reshape(2, 2)
-    return np.tile(pattern, (height // 2, width // 2))
-
-
-@lru_cache(maxsize=8)
 def _shading(array_hw: tuple[int, int], region: tuple[int, ...], corner: float) -> np.ndarray:
-    top, left, height, width, binning = region
-    photosites = shading_field(array_hw, Region(top, left, height, width, binning), corner)
-    return Region(top, left, height, width, binning).bin(photosites, "mean")
+    cut = Region(*region)
+    return cut.bin(shading_field(array_hw, cut, corner), "mean")
 
 
 def _srgb_lut() -> np.ndarray:

@@ -7,7 +7,6 @@ import datetime
 import hashlib
 import secrets
 from concurrent.futures import ThreadPoolExecutor
-from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -15,7 +14,7 @@ import torch
 
 from ..privacy import Key, Readout, shuffle
 from ..privacy.mask import apply_mask
-from .array import Region, column_field, pattern_field, shading_field
+from .array import Region, cfa_channel_map, column_field, pattern_field, shading_field
 from .config import SensorConfig, load_preset
 from .frame import Frame
 from .poisson import poisson_counts
@@ -30,8 +29,6 @@ _CLIP_MARGIN_SIGMA = 6.0
 # Where the response starts to bend, as a fraction of the full well: the EMVA 1288 photon transfer
 # fit (up to 70% of saturation) sees a linear sensor, the linearity error the bend.
 NONLINEAR_KNEE = 0.7
-_CFA_OFFSETS = {"rggb": "RGGB", "bggr": "BGGR", "grbg": "GRBG", "gbrg": "GBRG"}
-_CHANNEL = {"R": 0, "G": 1, "B": 2}
 _REC709 = np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
 
 
@@ -295,7 +292,7 @@ class Sensor:
             region = self.region((height, width))
             gain = 1.0 + c.prnu * pattern_field(c.serial, "prnu", region, channels)
             if c.cfa != "none":  # no binning, and an even offset: the region starts on the pattern's phase
-                gain *= np.asarray(c.qe, np.float32)[_cfa_channel_map(c.cfa, height, width)][..., None]
+                gain *= np.asarray(c.qe, np.float32)[cfa_channel_map(c.cfa, height, width)][..., None]
             else:
                 gain *= np.asarray(c.qe, np.float32)
             gain *= c.exposure_s
@@ -354,6 +351,12 @@ def bent_response(electrons, full_well_e: float, nonlinearity: float):
     return electrons - nonlinearity * full_well_e * over**2
 
 
+def bent_response_slope(electrons, full_well_e: float, nonlinearity: float):
+    """d bent_response / d electrons: how much the bend scales a small change (noise) in the signal."""
+    over = (electrons / full_well_e - NONLINEAR_KNEE).clip(min=0) / (1 - NONLINEAR_KNEE)
+    return 1 - 2 * nonlinearity * over / (1 - NONLINEAR_KNEE)
+
+
 _BACKGROUND = ThreadPoolExecutor(max_workers=1, thread_name_prefix="privcam-noise")
 
 
@@ -385,14 +388,8 @@ def _staged_electrons(
 def _mosaic(scene: torch.Tensor, cfa: str) -> torch.Tensor:
     """(H, W, 3) radiance -> (H, W, 1): each photosite keeps the channel of its colour filter."""
     height, width = scene.shape[:2]
-    channel = torch.from_numpy(_cfa_channel_map(cfa, height, width))
+    channel = torch.from_numpy(cfa_channel_map(cfa, height, width))
     return torch.gather(scene, 2, channel.unsqueeze(-1))
-
-
-@lru_cache(maxsize=8)
-def _cfa_channel_map(cfa: str, height: int, width: int) -> np.ndarray:
-    pattern = np.array([_CHANNEL[ch] for ch in _CFA_OFFSETS[cfa]], dtype=np.int64).reshape(2, 2)
-    return np.tile(pattern, (height // 2, width // 2))
 
 
 def _frame_seed(seed: int, index: int) -> int:
