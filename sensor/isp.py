@@ -21,6 +21,9 @@ BAYER_TO_RGB = {
     "grbg": cv2.COLOR_BayerGRBG2RGB,
     "gbrg": cv2.COLOR_BayerGBRG2RGB,
 }
+# The largest binning a saved frame's metadata may claim: the shading map covers binning^2 photosites
+# per pixel, so a crafted value could otherwise ask for any amount of memory.
+MAX_BINNING = 16
 # Linear values go through 16 bits to one lookup table for the sRGB curve.
 _STEPS = 2**16 - 1
 
@@ -38,12 +41,23 @@ def render_rgb8(data: np.ndarray, metadata: dict, physical_order: bool) -> np.nd
     cfa = metadata["cfa"]
     linear = data.astype(np.float32) - metadata["black_level_dn"]
     white = np.asarray(_white_dn(metadata), np.float32)
+    colours = 3 if cfa != "none" else (1 if data.ndim == 2 else data.shape[2])
+    if white.shape != (colours,) or not (white > 0).all():
+        raise ValueError(
+            f"frame metadata: white_dn must be {colours} positive values, got {metadata.get('white_dn')!r}"
+        )
     if cfa != "none":
         linear /= white[cfa_channel_map(cfa, *data.shape[:2])]
     else:
-        linear = linear.reshape(*data.shape[:2], -1) / white[: (1 if data.ndim == 2 else data.shape[2])]
+        linear = linear.reshape(*data.shape[:2], -1) / white
     corner = metadata.get("lens_shading_corner", 1.0)
     if physical_order and corner < 1 and "region" in metadata:
+        region = Region(*metadata["region"])
+        if region.frame_hw != data.shape[:2] or not 1 <= region.binning <= MAX_BINNING:
+            raise ValueError(
+                f"frame metadata: region {metadata['region']} does not fit a {data.shape[:2]} frame "
+                f"binned 1 to {MAX_BINNING} times"
+            )
         shading = _shading(tuple(metadata["array_hw"]), tuple(metadata["region"]), corner)
         linear = linear / (shading if cfa == "none" else shading[..., 0])
     codes = (np.clip(linear, 0, 1) * _STEPS + 0.5).astype(np.uint16)

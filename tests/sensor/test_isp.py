@@ -37,3 +37,16 @@ def test_frames_saved_without_white_levels_still_render(tmp_path):
     metadata = {k: v for k, v in frame.metadata.items() if k not in ("white_dn", "region", "array_hw")}
     view = Frame(frame.data, metadata).to_rgb8()
     assert view.shape == (16, 16, 3) and view.dtype == np.uint8 and view.std() < 10
+
+
+def test_crafted_metadata_is_refused_not_rendered(key):
+    config = load_preset("phone_imx363").replace(lens_shading_corner=0.5)
+    frame = Sensor(config).capture_image(np.full((16, 16, 3), 90, np.uint8))
+    for bad, message in [
+        ({"white_dn": [1.0, 0.0, 2.0]}, "white_dn must be 3 positive values"),
+        ({"white_dn": [1.0]}, "white_dn must be 3 positive values"),
+        ({"region": [0, 0, 16 * 10**6, 16 * 10**6, 10**6]}, r"region .* does not fit a \(16, 16\) frame"),
+        ({"region": [0, 0, 32, 32, 1]}, r"region .* does not fit a \(16, 16\) frame"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            Frame(frame.data, {**frame.metadata, **bad}).to_rgb8()
