@@ -22,7 +22,8 @@ from ..base.store import FileFormat, FileFormatError, set_aside
 from ..privacy import AdcFormat, Key, KeyedFrames, Readout, shuffle
 from ..sensor import Sensor, stack_frames
 from .config import RunConfig
-from .sources import content_digest, load_dataset
+from .shards import IDENTITY_FILE, simulated_frames
+from .sources import DataError, content_digest, load_dataset
 from .validate import sensor_config
 
 CAPTURE_FILE = FileFormat("capture", 2)
@@ -79,6 +80,9 @@ def capture_tensors(
     included: the sensor is deterministic given its seed and the frame index (the per-frame nonces
     of a capture come from its sensor's random prefix, and the cache keeps them).
     """
+    if config.data.source == "shards":
+        limits = [n for n in (limit, config.data.limit) if n is not None]
+        return _simulated(Path(config.data.root) / split, key, min(limits) if limits else None)
     sensor = make_sensor(config)
     dataset = load_dataset(config.data, split)
     # Without a key the readout plays no part: plain captures of every protection mode share a cache.
@@ -132,6 +136,39 @@ def _captures(sensor: Sensor, images, key: Key | None, offset: int, progress, la
         return Captured(torch.cat(chunks), labels)
     batch = KeyedFrames.concat(keyed)
     return Captured(batch.frames, labels, batch)
+
+
+def _simulated(folder: Path, key: Key | None, limit: int | None) -> Captured:
+    """The frames a simulate run wrote to `folder` (in frame order, up to `limit`), as they are:
+    nothing is captured again. They must be protected with `key`."""
+    identity = folder / IDENTITY_FILE
+    if not identity.is_file():
+        raise DataError(f"{folder} is not a simulate run's folder (no {IDENTITY_FILE}); run task simulate into it")
+    recorded = json.loads(identity.read_text()).get("key_fingerprint")
+    if key is None or recorded != key.fingerprint:
+        raise DataError(
+            f"{folder} holds frames protected with the key of fingerprint {recorded}, "
+            + ("read by a plain model" if key is None else f"not with the run's key ({key.fingerprint})")
+        )
+    digest = hashlib.blake2b(digest_size=10)
+    chunk, keyed, labels = [], [], []
+    progress = tqdm(desc=f"reading {folder}", unit="frame", leave=False)
+    for frame, label in simulated_frames(folder):
+        chunk.append(frame)
+        labels.append(label)
+        digest.update(np.ascontiguousarray(frame.data).data)
+        progress.update()
+        if len(chunk) == CHUNK or len(labels) == limit:
+            keyed.append(stack_frames(chunk))
+            chunk = []
+        if len(labels) == limit:
+            break
+    progress.close()
+    if chunk:
+        keyed.append(stack_frames(chunk))
+    batch = KeyedFrames.concat(keyed)
+    targets = None if labels[0] is None else torch.tensor(labels, dtype=torch.int64)
+    return Captured(batch.frames, targets, batch, digest.hexdigest())
 
 
 def _scenes(images, channels: int, key: Key | None, progress, labels) -> Captured:

@@ -35,6 +35,8 @@ for _name in (
     "fashion_mnist_segmentation",
 ):
     DATA_SOURCES.register_lazy(_name, f"privcam.pipelines.sources:{_name}")
+# Frames a simulate run captured (ROOT/SPLIT), read instead of capturing scenes again.
+DATA_SOURCES.register_lazy("shards", "privcam.pipelines.shards:as_scenes")
 
 # Plain weights made by the pipeline (pipelines/models.py writes and reads them).
 WEIGHTS_FILE = FileFormat("weights", 1)
@@ -56,6 +58,7 @@ class DataSection:
     path: str | None = field(default=None, metadata=input_path())  # a video file
     split: Literal["train", "test"] = "test"
     limit: int | None = field(default=None, metadata=bounds(ge=1))  # use only the first N items
+    repeat: int = field(default=1, metadata=bounds(ge=1))  # simulate: capture the scenes N times over
     size: list[int] | None = field(
         default=None, metadata=bounds(ge=1, length=2)
     )  # [H, W]: resize in the scene domain, before capture
@@ -195,7 +198,10 @@ class SegmentParams(TrainParams):
 
 @dataclass
 class SimulateParams:
-    previews: bool = True  # 8-bit PNG of each frame as the camera sends it
+    format: Literal["shards", "npz"] = "shards"  # WebDataset tar shards, or one .npz per frame
+    shard_size: int = field(default=1000, metadata=bounds(ge=1))  # frames per shard: the unit of work and of resuming
+    workers: int = field(default=1, metadata=bounds(ge=1))  # capturing processes (per torchrun rank)
+    previews: int = field(default=16, metadata=bounds(ge=0))  # 8-bit PNGs of the first N frames as sent
     video: bool = True  # for a video source: protected.mp4, and revealed.mp4 for the key holder
 
 

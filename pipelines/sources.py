@@ -1,11 +1,13 @@
 """Data sources: each a function (section, split) -> Dataset of scenes, registered by name in
-config.DATA_SOURCES."""
+config.DATA_SOURCES. stream_scenes reads any of them lazily, by index range (SceneStream): what
+simulate reads from, in constant memory whatever the number of frames."""
 
 from __future__ import annotations
 
 import gzip
 import hashlib
 import pickle
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,6 +79,73 @@ def load_dataset(section: DataSection, split: str | None = None) -> Dataset:
     return dataset
 
 
+Scene = tuple[np.ndarray, int | None, str]  # (image (H, W) or (H, W, 3) uint8, label or None, name)
+
+
+@dataclass
+class SceneStream:
+    """Scenes read on demand by index range, so no whole-dataset list is formed.
+
+    Args:
+        count: number of scenes.
+        class_names: the label names (empty for a source without labels).
+        read: (start, stop) -> the scenes start..stop-1 in order; 0 <= start <= stop <= count.
+        fps: frames per second of a video source, else None.
+    """
+
+    count: int
+    class_names: list[str]
+    read: Callable[[int, int], Iterator[Scene]]
+    fps: float | None = None
+
+    @classmethod
+    def of(cls, dataset: Dataset) -> SceneStream:
+        """A loaded Dataset as a stream (sources small enough to hold in memory)."""
+
+        def read(start: int, stop: int) -> Iterator[Scene]:
+            for i in range(start, stop):
+                yield dataset.images[i], None if dataset.labels is None else int(dataset.labels[i]), dataset.names[i]
+
+        return cls(len(dataset.images), dataset.class_names, read, dataset.fps)
+
+    def collect(self) -> Dataset:
+        """Every scene, loaded."""
+        scenes = list(self.read(0, self.count))
+        labels = [label for _, label, _ in scenes]
+        return Dataset(
+            [image for image, _, _ in scenes],
+            None if not scenes or labels[0] is None else np.asarray(labels, np.int64),
+            self.class_names,
+            [name for _, _, name in scenes],
+            self.fps,
+        )
+
+
+def stream_scenes(section: DataSection, split: str | None = None) -> SceneStream:
+    """The scenes of `section` as a stream: limited, resized and repeated (`data.repeat` passes,
+    scene i % count for item i) as it says. Fashion-MNIST, image folders and videos are read by
+    range; the other sources are small and are loaded whole."""
+    split = split or section.split
+    maker = _STREAMS.get(section.source)
+    stream = maker(section, split) if maker else SceneStream.of(DATA_SOURCES.get(section.source)(section, split))
+    count = stream.count if section.limit is None else min(stream.count, section.limit)
+    size = section.size
+
+    def read(start: int, stop: int) -> Iterator[Scene]:
+        while start < stop:  # one pass over the scenes at a time
+            first, offset = start % count, start - start % count
+            last = min(count, first + stop - start)
+            for image, label, name in stream.read(first, last):
+                yield (
+                    (image if size is None else cv2.resize(image, size[::-1], interpolation=cv2.INTER_AREA)),
+                    label,
+                    name,
+                )
+            start = offset + last
+
+    return SceneStream(count * section.repeat, stream.class_names, read, stream.fps)
+
+
 def _first(dataset: Dataset, count: int) -> Dataset:
     """The first `count` items."""
     keep = slice(0, count)
@@ -90,17 +159,41 @@ def _first(dataset: Dataset, count: int) -> Dataset:
     )
 
 
-def _read_idx(path: Path) -> np.ndarray:
-    with gzip.open(path) as f:
-        data = f.read()
-    if data[:2] != b"\0\0" or data[2] != 8:
-        raise DataError(f"{path} is not an IDX file of unsigned bytes")
-    ndim = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(dims)
+class _IdxFile:
+    """A gzipped IDX file of unsigned bytes, read item range by item range: a forward read
+    decompresses only what lies between, so consecutive ranges cost one pass in all."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file = gzip.open(path)  # noqa: SIM115 - kept open between range reads
+        try:
+            head = self._file.read(4)
+        except (EOFError, OSError) as err:
+            raise DataError(f"{path} is not a gzipped IDX file ({err})") from None
+        if len(head) < 4 or head[:2] != b"\0\0" or head[2] != 8:
+            raise DataError(f"{path} is not an IDX file of unsigned bytes")
+        dims_bytes = self._file.read(4 * head[3])
+        self.dims = [int.from_bytes(dims_bytes[4 * i : 4 * i + 4], "big") for i in range(head[3])]
+        self._offset = 4 + 4 * head[3]
+        self._item = int(np.prod(self.dims[1:], dtype=np.int64))
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Items start..stop-1, shape (stop - start, *dims[1:])."""
+        try:
+            self._file.seek(self._offset + start * self._item)
+            data = self._file.read((stop - start) * self._item)
+        except (EOFError, OSError) as err:  # a cut or damaged gzip stream
+            raise DataError(f"{self.path} cannot be read past item {start} ({err})") from None
+        if len(data) != (stop - start) * self._item:
+            raise DataError(f"{self.path} is truncated: it ends before item {stop} of {self.dims[0]}")
+        return np.frombuffer(data, np.uint8).reshape(stop - start, *self.dims[1:])
 
 
 def fashion_mnist(section: DataSection, split: str) -> Dataset:
+    return _fashion_mnist_stream(section, split).collect()
+
+
+def _fashion_mnist_stream(section: DataSection, split: str) -> SceneStream:
     root = Path(section.root or FASHION_MNIST_ROOT)
     prefix = "train" if split == "train" else "t10k"
     images_path, labels_path = root / f"{prefix}-images-idx3-ubyte.gz", root / f"{prefix}-labels-idx1-ubyte.gz"
@@ -110,8 +203,16 @@ def fashion_mnist(section: DataSection, split: str) -> Dataset:
             "install it with `apt-get install dataset-fashion-mnist` "
             "or set data.root to a folder with the IDX .gz files"
         )
-    images, labels = _read_idx(images_path), _read_idx(labels_path).astype(np.int64)
-    return Dataset(list(images), labels, FASHION_MNIST_CLASSES, [f"{split}-{i:05d}" for i in range(len(labels))])
+    images, labels_file = _IdxFile(images_path), _IdxFile(labels_path)
+    labels = labels_file.read(0, labels_file.dims[0]).astype(np.int64)
+    if images.dims[0] != len(labels):
+        raise DataError(f"{images_path} holds {images.dims[0]} images but {labels_path} {len(labels)} labels")
+
+    def read(start: int, stop: int) -> Iterator[Scene]:
+        for i, image in enumerate(images.read(start, stop), start):
+            yield image, int(labels[i]), f"{split}-{i:05d}"
+
+    return SceneStream(len(labels), FASHION_MNIST_CLASSES, read)
 
 
 def cifar10(section: DataSection, split: str) -> Dataset:
@@ -180,26 +281,33 @@ def _read_cifar_pickle(path: Path) -> dict:
 
 def image_folder(section: DataSection, split: str) -> Dataset:
     """PNG/JPEG files, one sub-folder per class (files directly in the folder form one class)."""
+    return _image_folder_stream(section, split).collect()
+
+
+def _image_folder_stream(section: DataSection, split: str) -> SceneStream:
     if section.root is None:
         raise DataError("data.root must name a folder of images (one sub-folder per class)")
     root = Path(section.root)
     if not root.is_dir():
         raise DataError(f"image folder {root} does not exist")
     classes = sorted(p.name for p in root.iterdir() if p.is_dir()) or ["."]
-    images, labels, names = [], [], []
-    for label, cls in enumerate(classes):
-        for path in sorted((root / cls).iterdir()):
-            if path.suffix.lower() not in IMAGE_SUFFIXES:
-                continue
+    files = [
+        (path, label)
+        for label, cls in enumerate(classes)
+        for path in sorted((root / cls).iterdir())
+        if path.suffix.lower() in IMAGE_SUFFIXES
+    ]
+    if not files:
+        raise DataError(f"no PNG or JPEG images in {root}")
+
+    def read(start: int, stop: int) -> Iterator[Scene]:
+        for path, label in files[start:stop]:
             bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if bgr is None:
                 raise DataError(f"cannot read image {path}")
-            images.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-            labels.append(label)
-            names.append(str(path.relative_to(root)))
-    if not images:
-        raise DataError(f"no PNG or JPEG images in {root}")
-    return Dataset(images, np.asarray(labels, np.int64), classes, names)
+            yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), label, str(path.relative_to(root))
+
+    return SceneStream(len(files), classes, read)
 
 
 def skimage_samples(section: DataSection, split: str) -> Dataset:
@@ -215,22 +323,44 @@ def skimage_samples(section: DataSection, split: str) -> Dataset:
 
 
 def video(section: DataSection, split: str) -> Dataset:
+    return _video_stream(section, split).collect()
+
+
+def _video_stream(section: DataSection, split: str) -> SceneStream:
+    """The video's frames (up to data.limit), counted by one pass of grab() that
+    converts no frame."""
     if section.path is None:
         raise DataError("data.path must name a video file")
-    capture = cv2.VideoCapture(section.path)
-    if not capture.isOpened():
-        raise DataError(f"OpenCV cannot open the video {section.path}")
+    capture = _open_video(section.path)
     fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
-    frames = []
-    while section.limit is None or len(frames) < section.limit:
-        ok, bgr = capture.read()
-        if not ok:
-            break
-        frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    count = 0
+    while (section.limit is None or count < section.limit) and capture.grab():
+        count += 1
     capture.release()
-    if not frames:
+    if not count:
         raise DataError(f"the video {section.path} has no readable frames")
-    return Dataset(frames, None, [], [f"frame-{i:06d}" for i in range(len(frames))], fps)
+
+    def read(start: int, stop: int) -> Iterator[Scene]:
+        capture = _open_video(section.path)
+        try:
+            for _ in range(start):
+                capture.grab()
+            for i in range(start, stop):
+                ok, bgr = capture.read()
+                if not ok:
+                    raise DataError(f"the video {section.path} ends at frame {i}, before frame {stop - 1}")
+                yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), None, f"frame-{i:06d}"
+        finally:
+            capture.release()
+
+    return SceneStream(count, [], read, fps)
+
+
+def _open_video(path: str) -> cv2.VideoCapture:
+    capture = cv2.VideoCapture(path)
+    if not capture.isOpened():
+        raise DataError(f"OpenCV cannot open the video {path}")
+    return capture
 
 
 def synthetic(section: DataSection, split: str) -> Dataset:
@@ -308,3 +438,7 @@ def load_masks(config: RunConfig, split: str, limit: int | None = None) -> torch
         raise DataError(f"data source {config.data.source!r} has no masks; use a segmentation source")
     masks = dataset.masks if limit is None else dataset.masks[:limit]
     return torch.from_numpy(np.stack(masks))
+
+
+# The sources read by index range; the others are loaded whole (SceneStream.of).
+_STREAMS = {"fashion_mnist": _fashion_mnist_stream, "image_folder": _image_folder_stream, "video": _video_stream}

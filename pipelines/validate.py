@@ -30,7 +30,9 @@ ROOT_SOURCES = {
     "cifar10": "a CIFAR-10 folder (cifar-10-batches-py)",
     "image_folder": "a folder of images (one sub-folder per class, or the files directly)",
     "segmentation_folder": "a segmentation folder (make one with `privcam make-shapes OUT`)",
+    "shards": "a folder with a finished simulate run per split (ROOT/train, ROOT/test)",
 }
+SHARD_TASKS = ("train", "evaluate")  # the tasks that read captured frames (data.source shards)
 
 
 def validate(config: RunConfig) -> Any:
@@ -55,6 +57,7 @@ def validate(config: RunConfig) -> Any:
     if config.protected:
         check(lambda: _check_name(config, ("sensor", "preset"), config.sensor.preset, [*PRESETS.names(), "none"]))
     check(lambda: _check_files(config))
+    check(lambda: _check_data_use(config))
     check(lambda: _check_weights(config))
     check(lambda: _check_key(config))
     check(lambda: _check_output(config))
@@ -103,6 +106,22 @@ def _check_files(config: RunConfig) -> None:
             raise ConfigError(f"{config.where('data')}: the video source needs data.path, a video file")
         if not Path(data.path).is_file():
             raise ConfigError(f"{config.where('data', 'path')}: video file {data.path} does not exist")
+
+
+def _check_data_use(config: RunConfig) -> None:
+    """data.repeat is for simulate; captured frames (data.source shards) feed keyed networks only."""
+    data, name = config.data, config.task.get("name")
+    if data.repeat > 1 and name != "simulate":
+        raise ConfigError(
+            f"{config.where('data', 'repeat')}: data.repeat captures the scenes several times over; "
+            f"it applies to task simulate, not {name!r}"
+        )
+    if data.source == "shards" and (name not in SHARD_TASKS or not config.model.keyed):
+        raise ConfigError(
+            f"{config.where('data', 'source')}: data source 'shards' holds protected frames captured by simulate, "
+            f"read by a keyed network (tasks {' and '.join(SHARD_TASKS)} with model.keyed: true); this run has "
+            f"task {name!r} with model.keyed: {str(config.model.keyed).lower()}"
+        )
 
 
 def _check_weights(config: RunConfig) -> None:

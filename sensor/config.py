@@ -4,6 +4,7 @@ shipped presets (configs/sensors/NAME.yaml), found through one Registry."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -213,9 +214,10 @@ class SensorConfig:
         data["qe"] = list(self.qe)
         return data
 
-    @property
+    @functools.cached_property
     def config_hash(self) -> str:
-        """A short hash of every setting: frames record which sensor made them."""
+        """A short hash of every setting: frames record which sensor made them (computed once: the
+        config is frozen)."""
         text = json.dumps(self.to_dict(), sort_keys=True)
         return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 

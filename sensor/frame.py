@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import io
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,15 +115,42 @@ class Frame:
     def load(cls, path: str | os.PathLike) -> Frame:
         """A frame saved by Frame.save; anything else is a FileFormatError naming the file."""
         payload = FRAME_FILE.load(path)
-        data, metadata = payload.get("data"), payload["metadata"]
+        return cls._checked(payload.get("data"), payload["metadata"], str(path))
+
+    def to_sample(self) -> dict[str, bytes]:
+        """The frame as the files of a WebDataset sample: "npy" (the data, np.save) and "json" (the
+        metadata, keys sorted). The same frame always gives the same bytes, so shards compare byte
+        for byte."""
+        buffer = io.BytesIO()
+        np.save(buffer, self.data, allow_pickle=False)
+        return {"npy": buffer.getvalue(), "json": json.dumps(self.metadata, sort_keys=True).encode()}
+
+    @classmethod
+    def from_sample(cls, sample: dict[str, bytes], origin: str) -> Frame:
+        """A frame from a sample written by to_sample; `origin` (shard and sample key) names it in errors."""
+        if not isinstance(sample.get("npy"), bytes) or not isinstance(sample.get("json"), bytes):
+            raise ValueError(f"{origin}: a frame sample needs .npy and .json files, found {sorted(sample)}")
+        try:
+            data = np.load(io.BytesIO(sample["npy"]), allow_pickle=False)
+            metadata = json.loads(sample["json"])
+        except ValueError as err:
+            raise ValueError(f"{origin}: not a frame sample ({err})") from None
+        if not isinstance(metadata, dict):
+            raise ValueError(f"{origin}: the frame's .json must hold an object, found {type(metadata).__name__}")
+        return cls._checked(data, metadata, origin)
+
+    @classmethod
+    def _checked(cls, data: object, metadata: dict, origin: str) -> Frame:
         if (
             not isinstance(data, np.ndarray)
             or data.dtype != np.uint16
             or data.ndim not in (2, 3)
             or list(data.shape) != metadata.get("shape")
         ):
-            found = "no data" if data is None else f"{data.dtype} {list(data.shape)}"
-            raise ValueError(f"{path}: data must be uint16 of shape {metadata.get('shape')}, got {found}")
+            found = (
+                "no data" if data is None else f"{getattr(data, 'dtype', type(data).__name__)} {list(np.shape(data))}"
+            )
+            raise ValueError(f"{origin}: data must be uint16 of shape {metadata.get('shape')}, got {found}")
         return cls(data, metadata)
 
     def save_png(self, path: str | os.PathLike) -> Path:

@@ -51,14 +51,19 @@ class Sensor:
     In the per-frame protection modes each keyed frame gets the nonce (nonce_prefix << 32) + frame
     index, the prefix random per Sensor unless given, and a Sensor refuses to use a nonce twice
     under one key: a repeated order and mask would let two frames be compared.
+    A frame's timestamp is the wall clock, or with `epoch` (POSIX seconds) the simulated time
+    epoch + frame index * exposure (frames back to back), so that captures repeat byte for byte.
     One Sensor captures one frame at a time (it reuses its buffers); use one per thread.
     """
 
-    def __init__(self, config: SensorConfig, seed: int = 0, nonce_prefix: int | None = None) -> None:
+    def __init__(
+        self, config: SensorConfig, seed: int = 0, nonce_prefix: int | None = None, epoch: float | None = None
+    ) -> None:
         if not isinstance(config, SensorConfig):
             raise TypeError(f"expected a SensorConfig, got {type(config).__name__}")
         self.config = config
         self.seed = int(seed)
+        self.epoch = None if epoch is None else float(epoch)
         self.nonce_prefix = secrets.randbits(64) if nonce_prefix is None else int(nonce_prefix)
         self._used_nonces: set[tuple[str, int]] = set()
         self.frame_index = 0
@@ -318,6 +323,13 @@ class Sensor:
             self._patterns[key] = patterns
         return self._patterns[key]
 
+    def _timestamp(self, index: int) -> str:
+        if self.epoch is None:
+            moment = datetime.datetime.now(datetime.UTC)
+        else:
+            moment = datetime.datetime.fromtimestamp(self.epoch + index * self.config.exposure_s, datetime.UTC)
+        return moment.isoformat(timespec="milliseconds")
+
     def _metadata(self, dn: np.ndarray, key: Key | None, readout: Readout | None, index: int) -> dict:
         c = self.config
         return {
@@ -340,7 +352,7 @@ class Sensor:
             # DN above black of the scene's white (white_photons) in each colour: the ISP's white balance
             "white_dn": [c.white_photons * q * c.system_gain_dn_per_e for q in c.qe],
             "frame_index": index,
-            "timestamp": datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds"),
+            "timestamp": self._timestamp(index),
         }
 
 

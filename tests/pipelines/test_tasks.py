@@ -128,9 +128,11 @@ def test_captures_are_cached_and_reproducible(workdir):
     assert not torch.equal(captured.frames, plain.frames) and plain.readout is None
 
 
-def test_simulate_images_resumes(workdir):
+def test_simulate_images_resumes_in_the_npz_layout(workdir):
     config = synthetic_run(
-        {"name": "simulate"}, name="sim", data={"source": "skimage_samples", "limit": 2, "size": [48, 64]}
+        {"name": "simulate", "format": "npz"},
+        name="sim",
+        data={"source": "skimage_samples", "limit": 2, "size": [48, 64]},
     )
     stats = run_config(workdir, config)
     out = workdir / "runs/sim"
@@ -139,7 +141,7 @@ def test_simulate_images_resumes(workdir):
     assert frame.protected and frame.data.shape == (48, 64)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest[1]["source"] == "camera" and manifest[0]["key_fingerprint"] == stats["key_fingerprint"]
-    assert (out / "manifest.csv").read_text().startswith("file,source,frame_index,nonce")
+    assert (out / "manifest.csv").read_text().startswith("file,sample,source,label,frame_index,nonce")
     assert cv2.imread(str(out / "previews/000001.png")).shape == (48, 64, 3)
     before = (out / "frames/000000.npz").stat().st_mtime_ns
     again = run_config(workdir, config)
