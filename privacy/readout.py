@@ -174,13 +174,14 @@ class Readout:
         self.check_size(height, width)
 
     def mask(self, key: Key, height: int, width: int, channels: int, bit_depth: int) -> np.ndarray:
-        """The "masked" mode's value mask of a frame, (H, W, C) uint16 below 2^bit_depth, in keyed order."""
-        from .mask import mask_values
+        """The "masked" mode's value mask of a frame, (H, W, C) uint16 below 2^bit_depth, in keyed order.
 
+        Read-only; the most recent few are cached, so a frame captured and then revealed (the webcam
+        demo) computes its mask once."""
         if not self.masked:
             raise ReadoutError(f"a '{self.mode}' readout has no value mask; mode 'masked' has one")
-        label = self.label(height, width)
-        return mask_values(key, label, height * width * channels, bit_depth).reshape(height, width, channels)
+        self._check(key, height, width)
+        return _mask(self, key, int(height), int(width), int(channels), int(bit_depth))
 
     def to_dict(self) -> dict[str, Any]:
         """The readout as JSON-safe data (Frame metadata, checkpoints, captured datasets)."""
@@ -211,6 +212,16 @@ def _permutation(readout: Readout, key: Key, height: int, width: int) -> np.ndar
     perm = _unit_permutation(readout, key, height, width, inverse=False)
     perm.flags.writeable = False
     return perm
+
+
+@lru_cache(maxsize=4)
+def _mask(readout: Readout, key: Key, height: int, width: int, channels: int, bit_depth: int) -> np.ndarray:
+    from .mask import mask_values
+
+    count = height * width * channels
+    mask = mask_values(key, readout.label(height, width), count, bit_depth).reshape(height, width, channels)
+    mask.flags.writeable = False
+    return mask
 
 
 @lru_cache(maxsize=16)

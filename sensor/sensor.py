@@ -17,7 +17,7 @@ from ..privacy.mask import apply_mask
 from .array import Region, cfa_channel_map, column_field, pattern_field, shading_field
 from .config import SensorConfig, load_preset
 from .frame import Frame
-from .poisson import poisson_counts
+from .poisson import dark_electrons, poisson_counts
 
 # Below this mean (electrons) shot noise is drawn from the Poisson law itself; above it from a
 # Gaussian of equal mean and variance, which is exact in the first two moments (what the photon
@@ -34,8 +34,8 @@ _REC709 = np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
 
 def srgb_to_linear(srgb: np.ndarray) -> np.ndarray:
     """Inverse sRGB transfer curve (IEC 61966-2-1): uint8 0..255 or float 0..1 -> linear float32 0..1."""
-    if srgb.dtype == np.uint8:
-        return np.take(_SRGB8_TO_LINEAR, srgb)
+    if srgb.dtype == np.uint8:  # a table lookup; OpenCV's runs several times faster than numpy's
+        return cv2.LUT(np.ascontiguousarray(srgb), _SRGB8_TO_LINEAR.reshape(1, 256)).reshape(srgb.shape)
     values = torch.from_numpy(np.ascontiguousarray(srgb, dtype=np.float32))
     linear = torch.where(values <= 0.04045, values / 12.92, ((values + 0.055) / 1.055) ** 2.4)
     return linear.numpy()
@@ -217,7 +217,8 @@ class Sensor:
         Most pixels are neither dim nor near the full well: there the full-well clip never acts,
         so shot and read noise add up to one Gaussian of variance mean + read^2, drawn once.
         Dim pixels (exact Poisson) and pixels that may reach the full well go through the
-        stage-by-stage model on a second thread meanwhile.
+        stage-by-stage model on a second thread meanwhile. A dark frame (every pixel dim) goes
+        through the whole model in one parallel pass (poisson.dark_electrons).
         """
         c = self.config
         sigma_px = c.blur_sigma_photosites / c.binning
@@ -231,7 +232,8 @@ class Sensor:
             scene = _mosaic(scene, c.cfa)
         patterns = self._fixed_patterns(scene.shape)
         work = self._workspace(scene.shape)
-        seeds = [int(s) for s in np.random.SeedSequence(_frame_seed(self.seed, index)).generate_state(3, np.uint64)]
+        # generators of the staged model, the one-Gaussian shortcut and row noise; the Poisson counts' hash
+        seeds = [int(s) for s in np.random.SeedSequence(_frame_seed(self.seed, index)).generate_state(4, np.uint64)]
 
         # a binned pixel sums b*b photosites: their dark signal, full wells and read noise variances add up
         photosites = c.binning**2
@@ -242,27 +244,15 @@ class Sensor:
             mean_e.add_(patterns["dark"], alpha=dark_e)
         else:
             mean_e.add_(dark_e * photosites)
-        sigma = torch.sqrt(mean_e, out=work["sigma"])
-        reach = torch.addcmul(mean_e, sigma, sigma.new_tensor(_CLIP_MARGIN_SIGMA), out=work["scratch"])
-        reach.add_(patterns["dsnu"])
-        is_special = ((mean_e < POISSON_EXACT_BELOW_E) | (reach >= full_well_e)).view(-1)
-        if 2 * int(is_special.sum()) > mean_e.numel():  # mostly dim (a dark frame): every pixel stage by stage
-            staged = _staged_electrons(mean_e.view(-1), patterns["dsnu"].view(-1), full_well_e, read_noise_e, seeds[0])
-            electrons = work["electrons"].copy_(staged.view(mean_e.shape))
-        else:
-            special = torch.nonzero(is_special).squeeze(1)
-            pending = _BACKGROUND.submit(
-                _staged_electrons,
-                mean_e.view(-1)[special],
-                patterns["dsnu"].view(-1)[special],
-                full_well_e,
-                read_noise_e,
-                seeds[0],
+        dark = float(mean_e.max()) < POISSON_EXACT_BELOW_E
+        if dark:
+            read = _standard_normal(work["sigma"], seeds[1])
+            electrons = dark_electrons(
+                mean_e, patterns["dsnu"], read, full_well_e, read_noise_e, seeds[3], work["electrons"]
             )
-            sigma.mul_(sigma).add_(read_noise_e**2).sqrt_()
-            electrons = _standard_normal(work["electrons"], seeds[1]).mul_(sigma).add_(mean_e).add_(patterns["dsnu"])
-            electrons.view(-1).index_copy_(0, special, pending.result())
-        if c.nonlinearity > 0:  # only pixels past the knee bend: most of a scene stays below it
+        else:
+            electrons = self._electrons(mean_e, patterns["dsnu"], full_well_e, read_noise_e, seeds, work)
+        if c.nonlinearity > 0 and not dark:  # only pixels past the knee bend: most of a scene stays below it
             flat = electrons.view(-1)
             past_knee = flat > NONLINEAR_KNEE * full_well_e
             if bool(past_knee.any()):
@@ -277,6 +267,39 @@ class Sensor:
         dn = electrons.mul_(c.system_gain_dn_per_e).add_(c.black_level_dn).round_().clamp_(0, c.max_dn)
         out = dn.to(torch.uint16).numpy()
         return out[..., 0] if out.shape[2] == 1 else out
+
+    @staticmethod
+    def _electrons(
+        mean_e: torch.Tensor,
+        dsnu: torch.Tensor,
+        full_well_e: float,
+        read_noise_e: float,
+        seeds: list[int],
+        work: dict[str, torch.Tensor],
+    ) -> torch.Tensor:
+        """Electrons of a frame with signal: one Gaussian where it is exact enough, the staged model
+        (on a second thread) for dim pixels and pixels that may reach the full well."""
+        sigma = torch.sqrt(mean_e, out=work["sigma"])
+        reach = torch.addcmul(mean_e, sigma, sigma.new_tensor(_CLIP_MARGIN_SIGMA), out=work["scratch"])
+        reach.add_(dsnu)
+        is_special = ((mean_e < POISSON_EXACT_BELOW_E) | (reach >= full_well_e)).view(-1)
+        if 2 * int(torch.count_nonzero(is_special)) > mean_e.numel():  # mostly dim: every pixel stage by stage
+            staged = _staged_electrons(mean_e.view(-1), dsnu.view(-1), full_well_e, read_noise_e, seeds[0], seeds[3])
+            return work["electrons"].copy_(staged.view(mean_e.shape))
+        special = torch.nonzero(is_special).squeeze(1)
+        pending = _BACKGROUND.submit(
+            _staged_electrons,
+            mean_e.view(-1)[special],
+            dsnu.view(-1)[special],
+            full_well_e,
+            read_noise_e,
+            seeds[0],
+            seeds[3],
+        )
+        sigma.mul_(sigma).add_(read_noise_e**2).sqrt_()
+        electrons = _standard_normal(work["electrons"], seeds[1]).mul_(sigma).add_(mean_e).add_(dsnu)
+        electrons.view(-1).index_copy_(0, special, pending.result())
+        return electrons
 
     def _workspace(self, shape: torch.Size) -> dict[str, torch.Tensor]:
         """Float buffers reused frame after frame: fresh large buffers cost page faults every frame."""
@@ -377,14 +400,14 @@ def _standard_normal(out: torch.Tensor, seed: int) -> torch.Tensor:
 
 
 def _staged_electrons(
-    mean_e: torch.Tensor, dsnu: torch.Tensor, full_well_e: float, read_noise_e: float, seed: int
+    mean_e: torch.Tensor, dsnu: torch.Tensor, full_well_e: float, read_noise_e: float, seed: int, poisson_seed: int
 ) -> torch.Tensor:
     """The model stage by stage for selected pixels: shot noise (exact Poisson below
     POISSON_EXACT_BELOW_E), DSNU, full-well clip, read noise. Inputs and output are 1-D."""
     generator = torch.Generator().manual_seed(seed)
     is_dim = mean_e < POISSON_EXACT_BELOW_E
-    if bool(is_dim.all()):  # a dark frame
-        electrons = poisson_counts(mean_e, generator)
+    if bool(is_dim.all()):
+        electrons = poisson_counts(mean_e, poisson_seed)
     else:
         electrons = torch.empty_like(mean_e)
         bright = torch.nonzero(~is_dim).squeeze(1)
@@ -392,7 +415,7 @@ def _staged_electrons(
         electrons.index_copy_(0, bright, torch.randn(mean.shape, generator=generator).mul_(mean.sqrt()).add_(mean))
         dim = torch.nonzero(is_dim).squeeze(1)
         if dim.numel():
-            electrons.index_copy_(0, dim, poisson_counts(mean_e[dim], generator))
+            electrons.index_copy_(0, dim, poisson_counts(mean_e[dim], poisson_seed))
     read = torch.randn(mean_e.shape, generator=generator)
     return electrons.add_(dsnu).clamp_(max=full_well_e).add_(read, alpha=read_noise_e)
 

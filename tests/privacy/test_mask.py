@@ -29,6 +29,8 @@ def test_the_readout_mask_is_the_labelled_stream_in_keyed_order(key):
     mask = readout.mask(key, 2, 3, 2, 10)
     assert mask.shape == (2, 3, 2) and mask.ravel().tolist() == mask_values(key, "readout/2x3/nonce/5", 12, 10).tolist()
     assert not np.array_equal(mask, Readout(mode="masked", nonce=6).mask(key, 2, 3, 2, 10))
+    assert readout.mask(key, 2, 3, 2, 10) is mask and not mask.flags.writeable  # cached, so never changed
+    assert not np.array_equal(readout.mask(key, 2, 3, 2, 12), mask)  # another bit depth, another entry
     with pytest.raises(ValueError, match="'per_frame' readout has no value mask"):
         Readout(mode="per_frame", nonce=5).mask(key, 2, 3, 2, 10)
 
