@@ -226,3 +226,19 @@ def test_keyed_conv_backward_as_gathers(layer, transposable):
     torch.testing.assert_close(conv.bias.grad, layer.bias.grad, atol=1e-4, rtol=1e-4)
     if isinstance(layer, nn.Conv2d):
         torch.testing.assert_close(conv.weight.grad, layer.weight.grad, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("pool", [nn.MaxPool2d(2), nn.MaxPool2d(3, 2, padding=1), nn.MaxPool2d((2, 3), 1)], ids=repr)
+def test_keyed_max_pool_sends_each_gradient_to_the_plain_winner(pool):
+    """Ties included (values 0..2): each output's gradient reaches the input nn.MaxPool2d picks."""
+    from privcam.privacy import shuffle, unshuffle
+
+    model = nn.Sequential(pool)
+    keyed = to_keyed(model, KEY, (2, 9, 10))
+    x = torch.randint(0, 3, (3, 2, 9, 10)).double().requires_grad_()
+    x_keyed = shuffle(x.detach(), keyed.input_permutation).requires_grad_()
+    out = model(x)
+    weights = torch.randn_like(out)
+    (out * weights).sum().backward()
+    (keyed(x_keyed) * shuffle(weights, keyed.output_permutation)).sum().backward()
+    torch.testing.assert_close(unshuffle(x_keyed.grad, keyed.input_permutation), x.grad, rtol=0, atol=1e-12)
