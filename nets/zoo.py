@@ -18,6 +18,8 @@ MODELS: Registry[Callable[..., nn.Module]] = Registry("model")
 # (H, W) of the architectures that take one frame size only (a Linear reads a fixed-size map), so
 # that a run file can be checked without building the network.
 FIXED_INPUT_SIZES: dict[str, tuple[int, int]] = {"small_cnn": (28, 28), "vit_tiny": (28, 28)}
+# The architectures that predict a class per pixel (segmentation) rather than one per frame.
+DENSE_MODELS = frozenset({"unet_small"})
 
 
 def register_model(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:

@@ -13,7 +13,7 @@ from typing import Any
 from ..base.atomic import unwritable_reason
 from ..base.schema import ConfigError, build
 from ..base.store import FileFormatError, read_header
-from ..nets.zoo import FIXED_INPUT_SIZES, MODELS
+from ..nets.zoo import DENSE_MODELS, FIXED_INPUT_SIZES, MODELS
 from ..privacy import Key, KeyFileError
 from ..sensor.array import Region
 from ..sensor.config import PRESETS, SensorConfig, load_preset
@@ -71,6 +71,7 @@ def validate(config: RunConfig) -> Any:
         check(lambda: _check_classes(config))
         check(lambda: _check_input_size(config))
         check(lambda: _check_channels(config))
+        check(lambda: _check_arch_kind(config))
     if config.protected and config.sensor.preset in PRESETS.names():
         check(lambda: sensor_config(config))
         check(lambda: _check_sensor_region(config))
@@ -196,7 +197,7 @@ def _check_sensor_region(config: RunConfig) -> None:
 
 def _check_channels(config: RunConfig) -> None:
     """model.in_channels is what the sensor sends: its `channels` (1 for mono and Bayer mosaics, 3 for RGB)."""
-    if not config.protected or config.task.get("name") not in ("train", "evaluate", "reproduce"):
+    if not config.protected or config.task.get("name") not in ("train", "evaluate", "reproduce", "segment"):
         return  # the attack task runs its model only in the attacks that need one
     try:
         sensor = sensor_config(config)
@@ -208,6 +209,20 @@ def _check_channels(config: RunConfig) -> None:
             f"{config.where('model', 'in_channels')}: model.in_channels is {config.model.in_channels}, but sensor "
             f"{config.sensor.preset!r} sends frames of {channels} channel{'s' if channels > 1 else ''}"
         )
+
+
+def _check_arch_kind(config: RunConfig) -> None:
+    """Task segment needs an architecture that predicts a class per pixel; the classifying tasks one
+    that predicts a class per frame."""
+    name, arch = config.task.get("name"), config.model.arch
+    dense = arch in DENSE_MODELS
+    if (name == "segment" and not dense) or (name in CLASSIFYING_TASKS and dense):
+        wanted = (
+            f"a segmentation architecture ({', '.join(sorted(DENSE_MODELS))})"
+            if name == "segment"
+            else ("a classifier")
+        )
+        raise ConfigError(f"{config.where('model', 'arch')}: task {name!r} needs {wanted}, not {arch!r}")
 
 
 def _check_key(config: RunConfig) -> None:

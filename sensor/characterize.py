@@ -23,7 +23,8 @@ from tqdm import tqdm
 from ..base.atomic import atomic_write
 from ..base.images import subplots, write_figure
 from .config import SensorConfig
-from .sensor import Sensor, bent_response, bent_response_slope
+from .pixels import bent_response, bent_response_slope
+from .sensor import Sensor
 
 QUANTISATION_VARIANCE_DN2 = 1 / 12
 # Tolerances of the sensor issue's acceptance, relative to the configured value.

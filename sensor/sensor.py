@@ -17,18 +17,9 @@ from ..privacy.mask import apply_mask
 from .array import Region, cfa_channel_map, column_field, pattern_field, shading_field
 from .config import SensorConfig, load_preset
 from .frame import Frame
-from .poisson import dark_electrons, poisson_counts
+from .noise import dark_electrons, poisson_counts, shortcut_electrons
+from .pixels import POISSON_EXACT_BELOW_E, electrons_to_dn, shortcut_flags
 
-# Below this mean (electrons) shot noise is drawn from the Poisson law itself; above it from a
-# Gaussian of equal mean and variance, which is exact in the first two moments (what the photon
-# transfer curve measures) and about ten times faster.
-POISSON_EXACT_BELOW_E = 10.0
-# A pixel whose mean plus this many shot-noise sigmas (plus its DSNU offset) stays below the full
-# well is never clipped in practice (probability below 1e-9).
-_CLIP_MARGIN_SIGMA = 6.0
-# Where the response starts to bend, as a fraction of the full well: the EMVA 1288 photon transfer
-# fit (up to 70% of saturation) sees a linear sensor, the linearity error the bend.
-NONLINEAR_KNEE = 0.7
 _REC709 = np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
 
 
@@ -244,28 +235,26 @@ class Sensor:
             mean_e.add_(patterns["dark"], alpha=dark_e)
         else:
             mean_e.add_(dark_e * photosites)
-        dark = float(mean_e.max()) < POISSON_EXACT_BELOW_E
-        if dark:
-            read = _standard_normal(work["sigma"], seeds[1])
+        if float(mean_e.max()) < POISSON_EXACT_BELOW_E:  # a dark frame: the whole model in one pass
             electrons = dark_electrons(
-                mean_e, patterns["dsnu"], read, full_well_e, read_noise_e, seeds[3], work["electrons"]
+                mean_e, patterns["dsnu"], full_well_e, read_noise_e, seeds[3], seeds[1], work["electrons"]
             )
         else:
             electrons = self._electrons(mean_e, patterns["dsnu"], full_well_e, read_noise_e, seeds, work)
-        if c.nonlinearity > 0 and not dark:  # only pixels past the knee bend: most of a scene stays below it
-            flat = electrons.view(-1)
-            past_knee = flat > NONLINEAR_KNEE * full_well_e
-            if bool(past_knee.any()):
-                bent = torch.nonzero(past_knee).squeeze(1)
-                flat.index_copy_(0, bent, bent_response(flat[bent], full_well_e, c.nonlinearity))
+        height, _, channels = scene.shape
+        rows = torch.zeros(height, channels)
         if c.row_noise_e > 0:  # each of a pixel's b photosite rows adds b times its row's noise
-            rows = _standard_normal(torch.empty(scene.shape[0], 1, scene.shape[2]), seeds[2])
-            electrons.add_(rows, alpha=c.row_noise_e * c.binning**1.5)
-        if c.column_noise_e > 0:
-            electrons.add_(patterns["columns"])
-
-        dn = electrons.mul_(c.system_gain_dn_per_e).add_(c.black_level_dn).round_().clamp_(0, c.max_dn)
-        out = dn.to(torch.uint16).numpy()
+            _standard_normal(rows, seeds[2]).mul_(c.row_noise_e * c.binning**1.5)
+        out = electrons_to_dn(
+            electrons.numpy(),
+            rows.numpy(),
+            patterns["columns"][0].numpy(),
+            full_well_e,
+            c.nonlinearity,
+            c.system_gain_dn_per_e,
+            c.black_level_dn,
+            c.max_dn,
+        )
         return out[..., 0] if out.shape[2] == 1 else out
 
     @staticmethod
@@ -279,32 +268,32 @@ class Sensor:
     ) -> torch.Tensor:
         """Electrons of a frame with signal: one Gaussian where it is exact enough, the staged model
         (on a second thread) for dim pixels and pixels that may reach the full well."""
-        sigma = torch.sqrt(mean_e, out=work["sigma"])
-        reach = torch.addcmul(mean_e, sigma, sigma.new_tensor(_CLIP_MARGIN_SIGMA), out=work["scratch"])
-        reach.add_(dsnu)
-        is_special = ((mean_e < POISSON_EXACT_BELOW_E) | (reach >= full_well_e)).view(-1)
-        if 2 * int(torch.count_nonzero(is_special)) > mean_e.numel():  # mostly dim: every pixel stage by stage
-            staged = _staged_electrons(mean_e.view(-1), dsnu.view(-1), full_well_e, read_noise_e, seeds[0], seeds[3])
+        flat_mean, flat_dsnu = mean_e.view(-1), dsnu.reshape(-1)
+        special = torch.from_numpy(shortcut_flags(flat_mean.numpy(), flat_dsnu.numpy(), full_well_e))
+        if 2 * special.numel() > mean_e.numel():  # mostly dim: every pixel stage by stage
+            staged = _staged_electrons(flat_mean, flat_dsnu, full_well_e, read_noise_e, seeds[0], seeds[3])
             return work["electrons"].copy_(staged.view(mean_e.shape))
-        special = torch.nonzero(is_special).squeeze(1)
-        pending = _BACKGROUND.submit(
-            _staged_electrons,
-            mean_e.view(-1)[special],
-            dsnu.view(-1)[special],
-            full_well_e,
-            read_noise_e,
-            seeds[0],
-            seeds[3],
-        )
-        sigma.mul_(sigma).add_(read_noise_e**2).sqrt_()
-        electrons = _standard_normal(work["electrons"], seeds[1]).mul_(sigma).add_(mean_e).add_(dsnu)
-        electrons.view(-1).index_copy_(0, special, pending.result())
+        pending = None
+        if special.numel():
+            pending = _BACKGROUND.submit(
+                _staged_electrons,
+                flat_mean[special],
+                flat_dsnu[special],
+                full_well_e,
+                read_noise_e,
+                seeds[0],
+                seeds[3],
+            )
+        electrons = work["electrons"]
+        shortcut_electrons(flat_mean.numpy(), flat_dsnu.numpy(), read_noise_e, seeds[1], electrons.view(-1).numpy())
+        if pending is not None:
+            electrons.view(-1).index_copy_(0, special, pending.result())
         return electrons
 
     def _workspace(self, shape: torch.Size) -> dict[str, torch.Tensor]:
         """Float buffers reused frame after frame: fresh large buffers cost page faults every frame."""
         if self._buffers_shape != tuple(shape):
-            self._buffers = {name: torch.empty(shape) for name in ("mean", "sigma", "electrons", "scratch")}
+            self._buffers = {name: torch.empty(shape) for name in ("mean", "electrons")}
             self._buffers_shape = tuple(shape)
         return self._buffers
 
@@ -377,19 +366,6 @@ class Sensor:
             "frame_index": index,
             "timestamp": self._timestamp(index),
         }
-
-
-def bent_response(electrons, full_well_e: float, nonlinearity: float):
-    """The sense node's response (numpy or torch values): linear up to NONLINEAR_KNEE of the full
-    well, then bending smoothly to lose `nonlinearity` of the signal at the full well."""
-    over = (electrons / full_well_e - NONLINEAR_KNEE).clip(min=0) / (1 - NONLINEAR_KNEE)
-    return electrons - nonlinearity * full_well_e * over**2
-
-
-def bent_response_slope(electrons, full_well_e: float, nonlinearity: float):
-    """d bent_response / d electrons: how much the bend scales a small change (noise) in the signal."""
-    over = (electrons / full_well_e - NONLINEAR_KNEE).clip(min=0) / (1 - NONLINEAR_KNEE)
-    return 1 - 2 * nonlinearity * over / (1 - NONLINEAR_KNEE)
 
 
 _BACKGROUND = ThreadPoolExecutor(max_workers=1, thread_name_prefix="privcam-noise")

@@ -367,3 +367,17 @@ def test_weights_made_for_another_model_are_refused_by_validate(workdir, capsys)
     assert main(["validate", str(path)]) == 2
     err = capsys.readouterr().err
     assert f"{path}:6: {weights} holds weights for model.arch 'vit_tiny', but model.arch is 'small_cnn'" in err
+
+
+@pytest.mark.parametrize(
+    ("task", "model", "message"),
+    [
+        ("segment", {"arch": "small_cnn"}, "needs a segmentation architecture"),
+        ("train", {"arch": "unet_small"}, "needs a classifier, not 'unet_small'"),
+        ("segment", {"arch": "unet_small", "in_channels": 3}, "model.in_channels is 3, but sensor"),
+    ],
+)
+def test_validate_refuses_a_model_the_task_cannot_use(workdir, capsys, task, model, message):
+    path = write_config(workdir / "run.yaml", **synthetic_run({"name": task}, model=model))
+    assert main(["validate", str(path)]) == 2
+    assert message in capsys.readouterr().err

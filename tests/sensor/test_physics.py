@@ -6,7 +6,7 @@ import pytest
 
 from privcam.sensor import Sensor, load_preset
 from privcam.sensor.array import pattern_field
-from privcam.sensor.sensor import NONLINEAR_KNEE
+from privcam.sensor.pixels import NONLINEAR_KNEE
 
 
 def bare(**overrides):

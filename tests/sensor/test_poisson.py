@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from privcam.sensor.poisson import dark_electrons, poisson_counts
+from privcam.sensor.noise import dark_electrons, normals, poisson_counts
 
 
 @pytest.mark.parametrize("mean", [0.05, 0.7, 3.0, 9.5])
@@ -44,9 +44,9 @@ def test_seeds_give_independent_counts_and_pixels_do_not_depend_on_their_neighbo
 def test_the_one_pass_dark_model_is_the_staged_one():
     generator = torch.Generator().manual_seed(0)
     means, dsnu = torch.rand(50_000, generator=generator) * 9, torch.randn(50_000, generator=generator)
-    normal = torch.randn(50_000, generator=generator)
     full_well = 8.0  # low, so the clip acts
-    out = dark_electrons(means, dsnu, normal, full_well, 2.5, seed=3, out=torch.empty(50_000))
-    expected = (poisson_counts(means, seed=3) + dsnu).clamp(max=full_well) + 2.5 * normal
+    out = dark_electrons(means, dsnu, full_well, 2.5, seed=3, read_seed=4, out=torch.empty(50_000))
+    read = torch.from_numpy(normals(seed=4, count=50_000)).float()
+    expected = (poisson_counts(means, seed=3) + dsnu).clamp(max=full_well) + 2.5 * read
     torch.testing.assert_close(out, expected, rtol=0, atol=1e-5)
     assert (poisson_counts(means, seed=3) + dsnu > full_well).any()

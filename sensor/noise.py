@@ -1,0 +1,218 @@
+"""The sensor's random draws, counter-based: draw k of pixel i is a hash of (seed, i, k), with no
+generator state, so a frame's noise does not depend on the thread count or on the order pixels are
+visited, and no array of draws is made or stored. Every kernel that draws lives here, with the
+draws it inlines (numba caches a kernel by its own file).
+
+- Hash: SplitMix64's output function. `uniform(seed, i)` is SplitMix64's output i for `seed`, with
+  24 bits. For normals, pixel i's draw 0 is key = mix(seed + (i + 1) * golden), which is
+  SplitMix64's output i, and its draw k >= 1 is mix(key + k * golden).
+- Normals: Marsaglia and Tsang's ziggurat (J. Stat. Softw. 5(8), 2000) with 128 layers: one draw,
+  one table read and one comparison for about 98.8% of values; the rest take the wedge or the
+  tail (beyond r = 3.4426) test with further draws from the same stream.
+- Exact Poisson counts for dim pixels: walking the CDF from k = 0 until it passes the pixel's
+  uniform takes about mean + 1 steps. Uniforms have 24 bits: a count whose probability is below
+  2^-24 is never drawn, far below what any measurement here resolves.
+- `dark_electrons`: the whole model of a dark frame (every pixel below the Gaussian shortcut's
+  limit, 10 e-) in one pass: shot noise, DSNU, the full-well clip and read noise.
+- `shortcut_electrons`: shot and read noise as one Gaussian, DSNU added, for pixels that are
+  neither dim nor near the full well.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from numba import njit, prange, uint64
+
+from ..base.threads import on_torch_threads
+
+_GOLDEN = 0x9E3779B97F4A7C15
+_LAYERS = 128
+_R = 3.442619855899  # where the ziggurat's base strip ends and the tail begins
+
+
+@njit(inline="always")
+def _mix(z):
+    z = (z ^ (z >> uint64(30))) * uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> uint64(27))) * uint64(0x94D049BB133111EB)
+    return z ^ (z >> uint64(31))
+
+
+@njit(inline="always")
+def uniform(seed, index):
+    """SplitMix64's output `index` for `seed`, as a float in [0, 1) with 24 bits."""
+    z = _mix(uint64(seed) + (uint64(index) + uint64(1)) * uint64(_GOLDEN))
+    return float(z >> uint64(40)) * (1.0 / 16777216.0)
+
+
+def _tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ziggurat's layer tables kn (int64), wn and fn (float64), as in Marsaglia and Tsang."""
+    m1, vn = 2147483648.0, 9.91256303526217e-3
+    kn, wn, fn = np.zeros(_LAYERS, np.int64), np.zeros(_LAYERS), np.zeros(_LAYERS)
+    dn = tn = _R
+    q = vn / math.exp(-0.5 * dn * dn)
+    kn[0], kn[1] = int(dn / q * m1), 0
+    wn[0], wn[-1] = q / m1, dn / m1
+    fn[0], fn[-1] = 1.0, math.exp(-0.5 * dn * dn)
+    for i in range(_LAYERS - 2, 0, -1):
+        dn = math.sqrt(-2.0 * math.log(vn / dn + math.exp(-0.5 * dn * dn)))
+        kn[i + 1] = int(dn / tn * m1)
+        tn = dn
+        fn[i], wn[i] = math.exp(-0.5 * dn * dn), dn / m1
+    return kn, wn, fn
+
+
+_KN, _WN, _FN = _tables()
+
+
+@njit(inline="always")
+def _split(z):
+    """A 64-bit draw as (signed 32-bit value hz, layer iz, uniform in (0, 1) from the bits between)."""
+    hz = np.int64(z >> uint64(32)) - 2147483648
+    iz = np.int64(z & uint64(_LAYERS - 1))
+    u = (float((z >> uint64(7)) & uint64(0x1FFFFFF)) + 0.5) * (1.0 / 33554432.0)
+    return hz, iz, u
+
+
+@njit(inline="always")
+def _draw(key, k):
+    """Draw k >= 1 of the stream `key`."""
+    return _split(_mix(key + uint64(k) * uint64(_GOLDEN)))
+
+
+@njit(inline="always")
+def normal(seed, index, kn, wn, fn):
+    """A standard normal draw for pixel `index` of the stream `seed` (kn, wn, fn: the module's tables)."""
+    key = _mix(uint64(seed) + (uint64(index) + uint64(1)) * uint64(_GOLDEN))
+    hz, iz, u = _split(key)  # draw 0 is the key itself: one hash for most values
+    if abs(hz) < kn[iz]:
+        return hz * wn[iz]
+    k = 1
+    while True:
+        x = hz * wn[iz]
+        if iz == 0:  # the tail beyond r, by Marsaglia's exponential method
+            while True:
+                _, _, u1 = _draw(key, k)
+                _, _, u2 = _draw(key, k + 1)
+                k += 2
+                x = -math.log(u1) / _R
+                if -2.0 * math.log(u2) >= x * x:
+                    return _R + x if hz > 0 else -_R - x
+        if fn[iz] + u * (fn[iz - 1] - fn[iz]) < math.exp(-0.5 * x * x):  # the wedge
+            return x
+        hz, iz, u = _draw(key, k)
+        k += 1
+        if abs(hz) < kn[iz]:
+            return hz * wn[iz]
+
+
+def tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(kn, wn, fn): the ziggurat tables a kernel passes to `normal`."""
+    return _KN, _WN, _FN
+
+
+@on_torch_threads
+@njit(parallel=True, cache=True)
+def _normals(seed, kn, wn, fn, out):
+    for i in prange(out.shape[0]):
+        out[i] = normal(seed, i, kn, wn, fn)
+
+
+def normals(seed: int, count: int) -> np.ndarray:
+    """The first `count` normals (float64) of the stream `seed`: draw i is what a kernel's
+    normal(seed, i, ...) gives pixel i.
+
+    Example:
+        >>> normals(seed=0, count=3).shape
+        (3,)
+    """
+    out = np.empty(int(count), np.float64)
+    _normals(np.uint64(seed), *tables(), out)
+    return out
+
+
+# The walk stops here whatever the uniform: P(k >= 60) is below 1e-25 for means under 10.
+_MAX_COUNT = 60
+
+
+@njit(inline="always")
+def _count(lam, u):
+    """The Poisson(lam) count whose CDF first reaches the uniform u."""
+    p = math.exp(-lam)
+    cdf = p
+    k = 0
+    while u > cdf and k < _MAX_COUNT:
+        k += 1
+        p *= lam / k
+        cdf += p
+    return k
+
+
+@on_torch_threads
+@njit(parallel=True, cache=True)
+def _counts(mean, seed, out):
+    for i in prange(mean.shape[0]):
+        out[i] = _count(float(mean[i]), uniform(seed, i))
+
+
+@on_torch_threads
+@njit(parallel=True, cache=True)
+def _dark(mean, dsnu, full_well, read_noise, seed, read_seed, kn, wn, fn, out):
+    for i in prange(mean.shape[0]):
+        electrons = _count(float(mean[i]), uniform(seed, i)) + dsnu[i]
+        out[i] = min(electrons, full_well) + read_noise * normal(read_seed, i, kn, wn, fn)
+
+
+def poisson_counts(mean_e: torch.Tensor, seed: int) -> torch.Tensor:
+    """Poisson counts (float32, 1-D) of means `mean_e` (1-D float32, each below 10 e-); count i
+    depends only on seed, i and mean i.
+
+    Example:
+        >>> counts = poisson_counts(torch.full((4,), 0.5), seed=0)
+        >>> counts.shape
+        torch.Size([4])
+    """
+    out = np.empty(mean_e.shape[0], np.float32)
+    _counts(mean_e.contiguous().numpy(), np.uint64(seed), out)
+    return torch.from_numpy(out)
+
+
+def dark_electrons(
+    mean_e: torch.Tensor,
+    dsnu_e: torch.Tensor,
+    full_well_e: float,
+    read_noise_e: float,
+    seed: int,
+    read_seed: int,
+    out: torch.Tensor,
+) -> torch.Tensor:
+    """Electrons of pixels that are all dim, in one pass: Poisson(mean_e) + dsnu_e, clipped at
+    full_well_e, plus read_noise_e times a counter-based normal of `read_seed`. Every tensor is
+    float32 and contiguous, of one shape; the counts are those of poisson_counts(mean_e, seed).
+    Returns `out`."""
+    _dark(
+        mean_e.view(-1).numpy(),
+        dsnu_e.reshape(-1).numpy(),
+        np.float32(full_well_e),
+        np.float32(read_noise_e),
+        np.uint64(seed),
+        np.uint64(read_seed),
+        *tables(),
+        out.view(-1).numpy(),
+    )
+    return out
+
+
+@on_torch_threads
+@njit(parallel=True, cache=True)
+def _shortcut(mean, dsnu, read_var, seed, kn, wn, fn, electrons):
+    for i in prange(mean.shape[0]):
+        electrons[i] = normal(seed, i, kn, wn, fn) * math.sqrt(mean[i] + read_var) + mean[i] + dsnu[i]
+
+
+def shortcut_electrons(mean_e: np.ndarray, dsnu_e: np.ndarray, read_noise_e: float, seed: int, out: np.ndarray) -> None:
+    """out = mean + sqrt(mean + read^2) * z + DSNU, z counter-based standard normals of `seed`: shot
+    and read noise as one Gaussian. All flat float32 arrays of one length."""
+    _shortcut(mean_e, dsnu_e, np.float32(read_noise_e**2), np.uint64(seed), *tables(), out)
