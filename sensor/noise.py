@@ -139,7 +139,10 @@ _MAX_COUNT = 60
 
 @njit(inline="always")
 def _count(lam, u):
-    """The Poisson(lam) count whose CDF first reaches the uniform u."""
+    """The Poisson(lam) count whose CDF first reaches the uniform u. Below 1 - lam <= exp(-lam) the
+    count is 0 without the exponential: most pixels of a dark frame, whose means are far below 1."""
+    if u <= 1.0 - lam:
+        return 0
     p = math.exp(-lam)
     cdf = p
     k = 0
