@@ -206,10 +206,11 @@ class Sensor:
         """Electrons, noise and ADC in physical order; returns uint16 (H, W) or (H, W, C).
 
         Most pixels are neither dim nor near the full well: there the full-well clip never acts,
-        so shot and read noise add up to one Gaussian of variance mean + read^2, drawn once.
-        Dim pixels (exact Poisson) and pixels that may reach the full well go through the
-        stage-by-stage model on a second thread meanwhile. A dark frame (every pixel dim) goes
-        through the whole model in one parallel pass (poisson.dark_electrons).
+        so shot and read noise add up to one Gaussian of variance mean + read^2, drawn once
+        (noise.shortcut_electrons). Dim pixels (exact Poisson) and pixels that may reach the full
+        well go through the stage-by-stage model on a second thread meanwhile. A dark frame (every
+        pixel dim) goes through the whole model in one parallel pass (noise.dark_electrons). The
+        response's bend, row and column noise and the ADC are one more pass (pixels.electrons_to_dn).
         """
         c = self.config
         sigma_px = c.blur_sigma_photosites / c.binning
