@@ -188,7 +188,7 @@ def test_sigterm_ends_a_run_like_ctrl_c(workdir):
         time.sleep(0.1)
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=60)
-    assert process.returncode == 2 and "interrupted" in err
+    assert process.returncode == 2 and "interrupted" in err, (process.returncode, err[-3000:])
     assert not list((workdir / "runs" / "long").glob("*.tmp*"))
 
 
@@ -381,3 +381,25 @@ def test_validate_refuses_a_model_the_task_cannot_use(workdir, capsys, task, mod
     path = write_config(workdir / "run.yaml", **synthetic_run({"name": task}, model=model))
     assert main(["validate", str(path)]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_an_error_a_library_raises_from_the_interruption_still_reads_interrupted(monkeypatch, capsys):
+    """SIGTERM raises KeyboardInterrupt wherever the run is; code that wraps it in its own error
+    (as a library may) still ends the run as interrupted, exit 2, not with a traceback."""
+    from privcam.pipelines import cli
+
+    def wrapping_command(args):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+        except KeyboardInterrupt as err:
+            raise RuntimeError("wrapped by a library") from err
+
+    monkeypatch.setitem(cli.COMMANDS, "info", wrapping_command)
+    monkeypatch.setattr(cli, "_TERMINATED", False)
+    assert main(["info"]) == 2
+    assert "privcam info: error: interrupted" in capsys.readouterr().err
+    monkeypatch.setattr(cli, "_TERMINATED", False)
+    monkeypatch.setitem(cli.COMMANDS, "info", lambda args: (_ for _ in ()).throw(RuntimeError("a bug")))
+    with pytest.raises(RuntimeError, match="a bug"):  # without SIGTERM, a bug keeps its traceback
+        main(["info"])
