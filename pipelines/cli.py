@@ -50,17 +50,15 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` and schedulers end a run as Ctrl-C does: cleanly
     try:
         return COMMANDS[args.command](args)
-    except Exception as err:
-        if not (_TERMINATED or isinstance(err, (ValueError, OSError))):
-            raise
+    except (Exception, KeyboardInterrupt) as err:
         # after SIGTERM, any error is the interruption (a library may have wrapped the KeyboardInterrupt)
-        message = "interrupted" if _TERMINATED else str(err)
-        if isinstance(err, OSError) and err.strerror and not _TERMINATED:  # a full disk, a read-only folder
+        interrupted = _TERMINATED or isinstance(err, KeyboardInterrupt)
+        if not (interrupted or isinstance(err, ValueError | OSError)):
+            raise
+        message = "interrupted" if interrupted else str(err)
+        if not interrupted and isinstance(err, OSError) and err.strerror:  # a full disk, a read-only folder
             message = f"{err.strerror}: {err.filename}" if err.filename else err.strerror
         print(f"privcam {args.command}: error: {message}", file=sys.stderr)
-        return USER_ERROR_EXIT
-    except KeyboardInterrupt:
-        print(f"privcam {args.command}: error: interrupted", file=sys.stderr)
         return USER_ERROR_EXIT
 
 

@@ -73,7 +73,7 @@ def load_dataset(section: DataSection, split: str | None = None) -> Dataset:
         if len(section.size) != 2 or min(section.size) < 1:
             raise DataError(f"data.size must be [H, W] positive, got {section.size}")
         height, width = section.size
-        dataset.images = [cv2.resize(im, (width, height), interpolation=cv2.INTER_AREA) for im in dataset.images]
+        dataset.images = [_resized(image, section.size) for image in dataset.images]
         if dataset.masks is not None:
             dataset.masks = [cv2.resize(m, (width, height), interpolation=cv2.INTER_NEAREST) for m in dataset.masks]
     return dataset
@@ -137,13 +137,18 @@ def stream_scenes(section: DataSection, split: str | None = None) -> SceneStream
             last = min(count, first + stop - start)
             for image, label, name in stream.read(first, last):
                 yield (
-                    (image if size is None else cv2.resize(image, size[::-1], interpolation=cv2.INTER_AREA)),
+                    image if size is None else _resized(image, size),
                     label,
                     name,
                 )
             start = offset + last
 
     return SceneStream(count * section.repeat, stream.class_names, read, stream.fps)
+
+
+def _resized(image: np.ndarray, size: list[int]) -> np.ndarray:
+    """A scene resized to data.size [H, W] (area averaging)."""
+    return cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_AREA)
 
 
 def _first(dataset: Dataset, count: int) -> Dataset:

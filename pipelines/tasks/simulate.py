@@ -37,7 +37,7 @@ from ...sensor.config import SensorConfig
 from ..catalogue import RunContext
 from ..config import RunConfig, SimulateParams
 from ..shards import FRAMES, IDENTITY_FILE, PARTS, SHARDS, simulated_frames
-from ..sources import DataError, Scene, stream_scenes
+from ..sources import DataError, Scene, SceneStream, stream_scenes
 from ..training import distributed
 from ..validate import sensor_config
 
@@ -64,7 +64,8 @@ class _Job:
 def run(ctx: RunContext) -> dict:
     config, params, out = ctx.config, ctx.params, ctx.out
     rank, world = distributed()
-    frames = stream_scenes(config.data).count
+    stream = stream_scenes(config.data)
+    frames = stream.count
     if not frames:
         raise DataError(f"{config.where('data')}: data source {config.data.source!r} gave no scenes to capture")
     identity = _identity(config, ctx.key, params, frames)
@@ -79,13 +80,13 @@ def run(ctx: RunContext) -> dict:
     for folder in (PARTS, SHARDS if params.format == "shards" else FRAMES) + ((PREVIEWS,) if params.previews else ()):
         (out / folder).mkdir(parents=True, exist_ok=True)
     shards = math.ceil(frames / params.shard_size)
-    resumed = _capture(job, list(range(rank, shards, world)), rank)
+    resumed = _capture(job, stream, list(range(rank, shards, world)), rank)
     if rank:
         return {"rank": rank, "resumed_frames": resumed}
     _wait_for_parts(out, shards)
     stats = {**_finish(job, shards), "resumed_frames": resumed}
     if config.data.source == "video" and params.video:
-        _write_videos(job, shards, stream_scenes(config.data).fps or 25.0)
+        _write_videos(job, shards, stream.fps or 25.0)
     return stats
 
 
@@ -129,33 +130,44 @@ def _claim(out: Path, identity: dict) -> dict:
     return {**identity, **drawn}
 
 
-def _capture(job: _Job, shards: list[int], rank: int) -> int:
+def _capture(job: _Job, stream: SceneStream, shards: list[int], rank: int) -> int:
     """Capture this rank's shards, in this process or over `workers` processes; returns the
-    number of frames resumed from finished shards."""
+    number of frames resumed from finished shards. Each process reads the scenes through one
+    stream, which keeps its place in the source (an IDX file's gzip stream): a process's shards,
+    in frame order, read it in one pass."""
     total = sum(len(job.span(s)) for s in shards)
     label = "simulating" if rank == 0 else f"simulating (rank {rank})"
     with tqdm(total=total, desc=label, unit="frame") as progress:
         if job.params.workers == 1 or len(shards) < 2:
-            return sum(_capture_shard(job, shard, progress.update) for shard in shards)
+            return sum(_capture_shard(job, stream, shard, progress.update) for shard in shards)
         threads = max(1, torch.get_num_threads() // job.params.workers)
         context = multiprocessing.get_context("spawn")
         resumed = 0
-        with context.Pool(job.params.workers, initializer=torch.set_num_threads, initargs=(threads,)) as pool:
-            for shard, count in pool.imap_unordered(functools.partial(_capture_shard_counted, job), shards):
+        with context.Pool(job.params.workers, initializer=_start_worker, initargs=(threads, job.config)) as pool:
+            for shard, count in pool.imap_unordered(functools.partial(_capture_worker_shard, job), shards):
                 resumed += count
                 progress.update(len(job.span(shard)))
         return resumed
 
 
-def _capture_shard_counted(job: _Job, shard: int) -> tuple[int, int]:
-    return shard, _capture_shard(job, shard, lambda n: None)
+_WORKER_STREAM: SceneStream | None = None  # a worker process's scenes, opened once by _start_worker
 
 
-def _capture_shard(job: _Job, shard: int, advance: Callable[[int], object]) -> int:
+def _start_worker(threads: int, config: RunConfig) -> None:
+    global _WORKER_STREAM
+    torch.set_num_threads(threads)
+    _WORKER_STREAM = stream_scenes(config.data)
+
+
+def _capture_worker_shard(job: _Job, shard: int) -> tuple[int, int]:
+    return shard, _capture_shard(job, _WORKER_STREAM, shard, lambda n: None)
+
+
+def _capture_shard(job: _Job, stream: SceneStream, shard: int, advance: Callable[[int], object]) -> int:
     """Capture one shard and write its frames, then its record; returns its frame count when
     it was already finished (and its scenes are unchanged), else 0."""
     span = job.span(shard)
-    scenes = list(stream_scenes(job.config.data).read(span.start, span.stop))
+    scenes = list(stream.read(span.start, span.stop))
     digest = _scenes_digest(scenes)
     part = job.out / PARTS / f"{shard:06d}.json"
     if part.exists() and _finished(job, shard, part, digest):
