@@ -102,11 +102,26 @@ def _check_files(config: RunConfig) -> None:
         )
     if data.root is not None and not Path(data.root).is_dir():
         raise ConfigError(f"{config.where('data', 'root')}: data.root {data.root} is not a folder")
+    if data.source == "segmentation_folder":
+        for split in _splits_read(config):
+            folder = Path(data.root) / split
+            if not (folder / "images").is_dir() or not (folder / "masks").is_dir():
+                raise ConfigError(
+                    f"{config.where('data', 'root')}: {folder} needs images/ and masks/, the {split} split of "
+                    f"{ROOT_SOURCES[data.source]}"
+                )
     if data.source == "video":
         if data.path is None:
             raise ConfigError(f"{config.where('data')}: the video source needs data.path, a video file")
         if not Path(data.path).is_file():
             raise ConfigError(f"{config.where('data', 'path')}: video file {data.path} does not exist")
+
+
+def _splits_read(config: RunConfig) -> tuple[str, ...]:
+    """The data splits a run reads: training and test data for the tasks that train or score, else data.split."""
+    if config.task.get("name") in (*CLASSIFYING_TASKS, "segment"):
+        return ("train", "test")
+    return (config.data.split,)
 
 
 def _check_data_use(config: RunConfig) -> None:

@@ -14,7 +14,9 @@ Without the key every masked code is uniform over the ADC's range, whatever the 
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -60,13 +62,46 @@ class AdcFormat:
 
 
 def mask_values(key: Key, label: str, count: int, bit_depth: int) -> np.ndarray:
-    """The first `count` mask values (uint16, each below 2^bit_depth) of the frame readout `label`."""
+    """The first `count` mask values (uint16, each below 2^bit_depth) of the frame readout `label`.
+
+    The keystream is computed in parts on torch's thread count (OpenSSL runs without the GIL):
+    part k starts at ChaCha20 block b_k, the block counter that the 16-byte nonce's first four
+    bytes hold (little-endian), so the parts join into the one stream."""
     if not isinstance(key, Key):
         raise TypeError(f"expected a privcam Key, got {type(key).__name__}")
     chacha_key = hashlib.shake_256(_DOMAIN + key.secret + label.encode("utf-8")).digest(32)
-    encryptor = Cipher(algorithms.ChaCha20(chacha_key, bytes(16)), mode=None).encryptor()
-    stream = np.frombuffer(encryptor.update(bytes(2 * count)), dtype="<u2")
-    return stream & np.uint16(2**bit_depth - 1)
+    stream = np.empty(count, dtype="<u2")
+    blocks = -(-2 * count // _CHACHA_BLOCK)
+    parts = max(1, min(_parallel_parts(), blocks // _MIN_PART_BLOCKS))
+    bounds = [blocks * k // parts for k in range(parts + 1)]
+    output = memoryview(stream.view(np.uint8))
+
+    def encrypt(part: int) -> None:
+        first, end = bounds[part] * _CHACHA_BLOCK, min(bounds[part + 1] * _CHACHA_BLOCK, 2 * count)
+        nonce = bounds[part].to_bytes(4, "little") + bytes(12)
+        encryptor = Cipher(algorithms.ChaCha20(chacha_key, nonce), mode=None).encryptor()
+        encryptor.update_into(bytes(end - first), output[first:end])
+
+    if parts == 1:
+        encrypt(0)
+    else:
+        list(_keystream_pool().map(encrypt, range(parts)))
+    return np.bitwise_and(stream, np.uint16(2**bit_depth - 1), out=stream)
+
+
+_CHACHA_BLOCK = 64  # bytes per ChaCha20 block
+_MIN_PART_BLOCKS = 4096  # 256 KiB: smaller masks are made in one part
+
+
+def _parallel_parts() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+@lru_cache(maxsize=1)
+def _keystream_pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(thread_name_prefix="privcam-mask")
 
 
 def remove_mask_inputs(values: torch.Tensor, masks: torch.Tensor, adc: AdcFormat) -> torch.Tensor:

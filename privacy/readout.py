@@ -23,6 +23,7 @@ PROTECTION_MODES: tuple[str, ...] = ("paper", "per_frame", "masked")
 DEFAULT_BLOCK = 8
 COUNTER_BITS = 32  # a stream's nonces are (per-run prefix << COUNTER_BITS) + frame index
 NONCE_BITS = 96
+_SCATTER_BYTES = 4 << 20  # frames of codes this large are read out by destination block
 
 
 class ReadoutError(ValueError):
@@ -182,6 +183,21 @@ class Readout:
             raise ReadoutError(f"a '{self.mode}' readout has no value mask; mode 'masked' has one")
         self._check(key, height, width)
         return _mask(self, key, int(height), int(width), int(channels), int(bit_depth))
+
+    def read_out(self, key: Key, codes: np.ndarray, bit_depth: int) -> np.ndarray:
+        """What the camera sends: ADC codes (H, W) or (H, W, C), uint8 or uint16, in physical order,
+        put in this readout's keyed order and masked in the "masked" mode, in one pass
+        (privacy.shuffle.shuffle_codes). Frames larger than the caches are written out through the
+        inverse permutation (cached too, for the reveal)."""
+        from .shuffle import check_codes, shuffle_codes
+
+        check_codes(codes)
+        height, width = codes.shape[:2]
+        channels = 1 if codes.ndim == 2 else codes.shape[2]
+        mask = self.mask(key, height, width, channels, bit_depth) if self.masked else None
+        if codes.nbytes >= _SCATTER_BYTES:
+            return shuffle_codes(codes, inverse=self.inverse(key, height, width), mask=mask, bit_depth=bit_depth)
+        return shuffle_codes(codes, perm=self.permutation(key, height, width), mask=mask, bit_depth=bit_depth)
 
     def to_dict(self) -> dict[str, Any]:
         """The readout as JSON-safe data (Frame metadata, checkpoints, captured datasets)."""

@@ -1,31 +1,18 @@
-"""The per-pixel stages of a capture as parallel numba passes over the frame's float32 buffers.
+"""The last per-pixel stages of a capture as one parallel numba pass, and the response's bend.
 
-Each stage of the model reads and writes every pixel; as separate tensor operations they cost a
-pass over memory each (about twenty per frame). Here they are fewer:
-- `shortcut_flags`: which pixels need the stage-by-stage model (dim, or possibly clipped); the
-  others take noise.shortcut_electrons, shot and read noise as one Gaussian;
-- `electrons_to_dn`: the response's bend, row and column noise, conversion gain, black level,
-  rounding and the ADC's range, to uint16 codes.
-The response's bend is defined once, as the scalar `bend`, compiled into the passes and, as the
-ufunc `bent_response`, used on arrays (the characterisation's model).
+`electrons_to_dn` turns electrons into codes in one pass over the frame: the response's bend, row
+and column noise, conversion gain, black level, rounding and the ADC's range (as separate tensor
+operations, a pass over memory each). The bend is defined once, as the scalar `bend`, compiled
+into the pass and, as the ufunc `bent_response`, used on arrays (the characterisation's model).
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 from numba import njit, prange, vectorize
 
 from ..base.threads import on_torch_threads
 
-# Below this mean (electrons) shot noise is drawn from the Poisson law itself; above it from a
-# Gaussian of equal mean and variance, which is exact in the first two moments (what the photon
-# transfer curve measures) and about ten times faster.
-POISSON_EXACT_BELOW_E = 10.0
-# A pixel whose mean plus this many shot-noise sigmas (plus its DSNU offset) stays below the full
-# well is never clipped in practice (probability below 1e-9).
-CLIP_MARGIN_SIGMA = 6.0
 # Where the response starts to bend, as a fraction of the full well: the EMVA 1288 photon transfer
 # fit (up to 70% of saturation) sees a linear sensor, the linearity error the bend.
 NONLINEAR_KNEE = 0.7
@@ -50,28 +37,6 @@ def bent_response_slope(electrons, full_well_e, nonlinearity):
     """d bend / d electrons: how much the bend scales a small change (noise) in the signal."""
     over = max(electrons / full_well_e - NONLINEAR_KNEE, 0.0) / (1.0 - NONLINEAR_KNEE)
     return 1.0 - 2.0 * nonlinearity * over / (1.0 - NONLINEAR_KNEE)
-
-
-@on_torch_threads
-@njit(parallel=True, cache=True)
-def _flags(mean, dsnu, full_well, flags):
-    count = 0
-    for i in prange(mean.shape[0]):
-        special = mean[i] < POISSON_EXACT_BELOW_E or (
-            mean[i] + CLIP_MARGIN_SIGMA * math.sqrt(mean[i]) + dsnu[i] >= full_well
-        )
-        flags[i] = special
-        count += special
-    return count
-
-
-def shortcut_flags(mean_e: np.ndarray, dsnu_e: np.ndarray, full_well_e: float) -> np.ndarray:
-    """The flat indices (int64) of the pixels the one-Gaussian shortcut does not cover: mean below
-    POISSON_EXACT_BELOW_E, or mean + CLIP_MARGIN_SIGMA sigma + DSNU reaching the full well.
-    mean_e and dsnu_e are flat float32 arrays of one length."""
-    flags = np.empty(mean_e.shape[0], np.bool_)
-    count = _flags(mean_e, dsnu_e, np.float32(full_well_e), flags)
-    return np.flatnonzero(flags) if count else np.empty(0, np.int64)
 
 
 @on_torch_threads

@@ -6,19 +6,17 @@ import dataclasses
 import datetime
 import hashlib
 import secrets
-from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import numpy as np
 import torch
 
-from ..privacy import Key, Readout, shuffle
-from ..privacy.mask import apply_mask
+from ..privacy import Key, Readout
 from .array import Region, cfa_channel_map, column_field, pattern_field, shading_field
 from .config import SensorConfig, load_preset
 from .frame import Frame
-from .noise import dark_electrons, poisson_counts, shortcut_electrons
-from .pixels import POISSON_EXACT_BELOW_E, electrons_to_dn, shortcut_flags
+from .noise import pixel_electrons
+from .pixels import electrons_to_dn
 
 _REC709 = np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
 
@@ -147,12 +145,7 @@ class Sensor:
         self.frame_index = index + 1
         dn = self._expose(radiance, index)
         if readout is not None:
-            height, width = dn.shape[:2]
-            dn = shuffle(dn, readout.permutation(key, height, width))
-            if readout.masked:
-                channels = 1 if dn.ndim == 2 else dn.shape[2]
-                mask = readout.mask(key, height, width, channels, self.config.bit_depth)
-                dn = apply_mask(dn, mask, self.config.bit_depth)
+            dn = readout.read_out(key, dn, self.config.bit_depth)
         return Frame(dn, self._metadata(dn, key, readout, index))
 
     def _claim_nonce(self, key: Key, nonce: int) -> None:
@@ -203,14 +196,9 @@ class Sensor:
         return Region.of_frame(tuple(frame_hw), c.array_hw, c.roi_offset, c.binning)
 
     def _expose(self, radiance: np.ndarray, index: int) -> np.ndarray:
-        """Electrons, noise and ADC in physical order; returns uint16 (H, W) or (H, W, C).
-
-        Most pixels are neither dim nor near the full well: there the full-well clip never acts,
-        so shot and read noise add up to one Gaussian of variance mean + read^2, drawn once
-        (noise.shortcut_electrons). Dim pixels (exact Poisson) and pixels that may reach the full
-        well go through the stage-by-stage model on a second thread meanwhile. A dark frame (every
-        pixel dim) goes through the whole model in one parallel pass (noise.dark_electrons). The
-        response's bend, row and column noise and the ADC are one more pass (pixels.electrons_to_dn).
+        """Electrons, noise and ADC in physical order; returns uint16 (H, W) or (H, W, C). Two
+        parallel passes after the mean signal: every pixel's charge (noise.pixel_electrons), then
+        the response's bend, row and column noise and the ADC (pixels.electrons_to_dn).
         """
         c = self.config
         sigma_px = c.blur_sigma_photosites / c.binning
@@ -224,7 +212,7 @@ class Sensor:
             scene = _mosaic(scene, c.cfa)
         patterns = self._fixed_patterns(scene.shape)
         work = self._workspace(scene.shape)
-        # generators of the staged model, the one-Gaussian shortcut and row noise; the Poisson counts' hash
+        # the pixels' normals, their Poisson uniforms, the clipped pixels' read noise; row noise
         seeds = [int(s) for s in np.random.SeedSequence(_frame_seed(self.seed, index)).generate_state(4, np.uint64)]
 
         # a binned pixel sums b*b photosites: their dark signal, full wells and read noise variances add up
@@ -236,12 +224,9 @@ class Sensor:
             mean_e.add_(patterns["dark"], alpha=dark_e)
         else:
             mean_e.add_(dark_e * photosites)
-        if float(mean_e.max()) < POISSON_EXACT_BELOW_E:  # a dark frame: the whole model in one pass
-            electrons = dark_electrons(
-                mean_e, patterns["dsnu"], full_well_e, read_noise_e, seeds[3], seeds[1], work["electrons"]
-            )
-        else:
-            electrons = self._electrons(mean_e, patterns["dsnu"], full_well_e, read_noise_e, seeds, work)
+        electrons = pixel_electrons(
+            mean_e, patterns["dsnu"], full_well_e, read_noise_e, (seeds[1], seeds[3], seeds[0]), work["electrons"]
+        )
         height, _, channels = scene.shape
         rows = torch.zeros(height, channels)
         if c.row_noise_e > 0:  # each of a pixel's b photosite rows adds b times its row's noise
@@ -257,39 +242,6 @@ class Sensor:
             c.max_dn,
         )
         return out[..., 0] if out.shape[2] == 1 else out
-
-    @staticmethod
-    def _electrons(
-        mean_e: torch.Tensor,
-        dsnu: torch.Tensor,
-        full_well_e: float,
-        read_noise_e: float,
-        seeds: list[int],
-        work: dict[str, torch.Tensor],
-    ) -> torch.Tensor:
-        """Electrons of a frame with signal: one Gaussian where it is exact enough, the staged model
-        (on a second thread) for dim pixels and pixels that may reach the full well."""
-        flat_mean, flat_dsnu = mean_e.view(-1), dsnu.reshape(-1)
-        special = torch.from_numpy(shortcut_flags(flat_mean.numpy(), flat_dsnu.numpy(), full_well_e))
-        if 2 * special.numel() > mean_e.numel():  # mostly dim: every pixel stage by stage
-            staged = _staged_electrons(flat_mean, flat_dsnu, full_well_e, read_noise_e, seeds[0], seeds[3])
-            return work["electrons"].copy_(staged.view(mean_e.shape))
-        pending = None
-        if special.numel():
-            pending = _BACKGROUND.submit(
-                _staged_electrons,
-                flat_mean[special],
-                flat_dsnu[special],
-                full_well_e,
-                read_noise_e,
-                seeds[0],
-                seeds[3],
-            )
-        electrons = work["electrons"]
-        shortcut_electrons(flat_mean.numpy(), flat_dsnu.numpy(), read_noise_e, seeds[1], electrons.view(-1).numpy())
-        if pending is not None:
-            electrons.view(-1).index_copy_(0, special, pending.result())
-        return electrons
 
     def _workspace(self, shape: torch.Size) -> dict[str, torch.Tensor]:
         """Float buffers reused frame after frame: fresh large buffers cost page faults every frame."""
@@ -369,32 +321,8 @@ class Sensor:
         }
 
 
-_BACKGROUND = ThreadPoolExecutor(max_workers=1, thread_name_prefix="privcam-noise")
-
-
 def _standard_normal(out: torch.Tensor, seed: int) -> torch.Tensor:
     return torch.randn(out.shape, generator=torch.Generator().manual_seed(seed), out=out)
-
-
-def _staged_electrons(
-    mean_e: torch.Tensor, dsnu: torch.Tensor, full_well_e: float, read_noise_e: float, seed: int, poisson_seed: int
-) -> torch.Tensor:
-    """The model stage by stage for selected pixels: shot noise (exact Poisson below
-    POISSON_EXACT_BELOW_E), DSNU, full-well clip, read noise. Inputs and output are 1-D."""
-    generator = torch.Generator().manual_seed(seed)
-    is_dim = mean_e < POISSON_EXACT_BELOW_E
-    if bool(is_dim.all()):
-        electrons = poisson_counts(mean_e, poisson_seed)
-    else:
-        electrons = torch.empty_like(mean_e)
-        bright = torch.nonzero(~is_dim).squeeze(1)
-        mean = mean_e[bright]
-        electrons.index_copy_(0, bright, torch.randn(mean.shape, generator=generator).mul_(mean.sqrt()).add_(mean))
-        dim = torch.nonzero(is_dim).squeeze(1)
-        if dim.numel():
-            electrons.index_copy_(0, dim, poisson_counts(mean_e[dim], poisson_seed))
-    read = torch.randn(mean_e.shape, generator=generator)
-    return electrons.add_(dsnu).clamp_(max=full_well_e).add_(read, alpha=read_noise_e)
 
 
 def _mosaic(scene: torch.Tensor, cfa: str) -> torch.Tensor:

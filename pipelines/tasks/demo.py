@@ -25,7 +25,7 @@ from ...base.atomic import atomic_write
 from ...base.images import write_png
 from ...nets import BACKENDS, create_model, to_keyed
 from ...privacy import AdcFormat, Key, KeyedFrames, KeyFileError, Readout, shuffle, unshuffle
-from ...privacy.mask import apply_mask, remove_mask
+from ...privacy.mask import remove_mask
 from ..attacks.visual import psnr
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
@@ -58,10 +58,7 @@ class Standardise(nn.Module):
 
 def protect(scene: np.ndarray, key: Key, readout: Readout) -> np.ndarray:
     """The 8-bit picture as a camera in the "masked" mode sends it: shuffled, then masked."""
-    height, width = scene.shape[:2]
-    return apply_mask(
-        shuffle(scene, readout.permutation(key, height, width)), readout.mask(key, height, width, 3, 8), 8
-    )
+    return readout.read_out(key, scene, 8)
 
 
 def reveal(frame: np.ndarray, key: Key, readout: Readout) -> np.ndarray:

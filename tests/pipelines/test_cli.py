@@ -251,6 +251,13 @@ def test_validate_checks_named_files_and_the_output_folder(workdir, capsys):
     path.write_text("name: x\ntask: {name: train}\ndata: {source: image_folder, root: nowhere}\n")
     assert main(["validate", str(path)]) == 2
     assert f"{path}:3: data.root {workdir / 'nowhere'} is not a folder" in capsys.readouterr().err
+    (workdir / "shapes" / "train" / "images").mkdir(parents=True)
+    (workdir / "shapes" / "train" / "masks").mkdir()
+    path.write_text("name: x\ntask: {name: segment}\ndata: {source: segmentation_folder, root: shapes}\n")
+    assert main(["validate", str(path)]) == 2
+    assert (
+        f"{path}:3: {workdir / 'shapes' / 'test'} needs images/ and masks/, the test split" in capsys.readouterr().err
+    )
 
 
 def test_keygen_and_demo_key_mistakes_are_clear_errors(workdir, capsys):

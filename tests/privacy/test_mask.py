@@ -24,6 +24,21 @@ def test_golden_vector_and_construction(key):
     assert mask_values(key, label, 12, 10).tolist() == [v % 1024 for v in GOLDEN]
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("count", [300_001, 2 * 4096 * 32 + 7])
+def test_a_mask_made_in_parts_is_the_one_keystream(key, threads, count):
+    label = "readout/big/nonce/9"
+    chacha_key = hashlib.shake_256(b"privcam-mask-v1\0" + key.secret + label.encode()).digest(32)
+    stream = Cipher(algorithms.ChaCha20(chacha_key, bytes(16)), mode=None).encryptor().update(bytes(2 * count))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads)
+        values = mask_values(key, label, count, 12)
+    finally:
+        torch.set_num_threads(before)
+    assert values.shape == (count,) and np.array_equal(values, np.frombuffer(stream, "<u2") & 4095)
+
+
 def test_the_readout_mask_is_the_labelled_stream_in_keyed_order(key):
     readout = Readout(mode="masked", nonce=5)
     mask = readout.mask(key, 2, 3, 2, 10)

@@ -5,6 +5,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from privcam.privacy import Key, Readout, shuffle, unshuffle
+from privcam.privacy.mask import apply_mask
+from privcam.privacy.shuffle import shuffle_codes
 
 KEY = Key(bytes(range(32)))
 
@@ -28,6 +30,60 @@ def test_numpy_and_torch_agree_and_round_trip(height, width, channels, dtype):
     shuffled_tensor = shuffle(tensor, perm)
     assert np.array_equal(shuffled_tensor.permute(1, 2, 0).numpy(), shuffled)
     assert torch.equal(unshuffle(shuffled_tensor, torch.from_numpy(perm)), tensor)
+
+
+@pytest.mark.parametrize("shape", [(7, 5), (300, 251, 3), (256, 300, 1), (64, 64, 2)])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+@pytest.mark.parametrize("masked", [False, True])
+def test_codes_read_out_through_the_permutation_or_its_inverse_are_shuffle_then_mask(shape, dtype, masked):
+    """Both kernels (gather by the permutation; scatter by destination block through the inverse,
+    here over several blocks and uneven source chunks) against shuffle and apply_mask."""
+    bits = 8 if dtype == np.uint8 else 12
+    rng = np.random.default_rng(shape[0])
+    codes = rng.integers(0, 2**bits, shape).astype(dtype)
+    readout = Readout(mode="masked" if masked else "per_frame", nonce=shape[1])
+    height, width = shape[:2]
+    channels = shape[2] if len(shape) == 3 else 1
+    mask = readout.mask(KEY, height, width, channels, bits) if masked else None
+    perm, inverse = readout.permutation(KEY, height, width), readout.inverse(KEY, height, width)
+    expected = shuffle(codes, perm)
+    if masked:
+        expected = apply_mask(expected, mask, bits).astype(dtype)
+    for table in ({"perm": perm}, {"inverse": inverse}):
+        out = shuffle_codes(codes, mask=mask, bit_depth=bits, **table)
+        assert out.dtype == dtype and out.shape == shape and np.array_equal(out, expected)
+
+
+def test_a_sensor_sized_frame_reads_out_as_shuffle_then_mask():
+    """Readout.read_out takes the scatter kernel above 4 MiB of codes: a 1024x1024 RGB frame."""
+    codes = np.random.default_rng(0).integers(0, 4096, (1024, 1024, 3), dtype=np.uint16)
+    readout = Readout(mode="masked", nonce=77)
+    expected = apply_mask(
+        shuffle(codes, readout.permutation(KEY, 1024, 1024)), readout.mask(KEY, 1024, 1024, 3, 12), 12
+    )
+    assert np.array_equal(readout.read_out(KEY, codes, 12), expected)
+    small = codes[:64, :64, 0]  # 8 KiB: the gather kernel
+    expected = apply_mask(shuffle(small, readout.permutation(KEY, 64, 64)), readout.mask(KEY, 64, 64, 1, 12), 12)
+    assert np.array_equal(readout.read_out(KEY, small, 12), expected)
+
+
+def test_shuffle_codes_refuses_what_it_cannot_read():
+    codes = np.zeros((4, 5, 3), np.uint16)
+    perm = Readout(mode="paper").permutation(KEY, 4, 5)
+    with pytest.raises(ValueError, match="either the permutation or its inverse"):
+        shuffle_codes(codes)
+    with pytest.raises(ValueError, match="either the permutation or its inverse"):
+        shuffle_codes(codes, perm=perm, inverse=perm)
+    with pytest.raises(
+        ValueError, match=r"expected uint8 or uint16 codes \(H, W\) or \(H, W, C\), got shape \(4, 5, 3\), float32"
+    ):
+        shuffle_codes(codes.astype(np.float32), perm=perm)
+    with pytest.raises(ValueError, match="4x4 = 16"):
+        shuffle_codes(codes[:, :4], perm=perm)
+    with pytest.raises(ValueError, match=r"codes \(H, W\) or \(H, W, C\), got list"):
+        Readout(mode="paper").read_out(KEY, [[1, 2]], 12)
+    with pytest.raises(ValueError, match="the mask has 20 values but the codes 60"):
+        shuffle_codes(codes, perm=perm, mask=np.zeros((4, 5), np.uint16), bit_depth=12)
 
 
 def test_batched_tensors_and_2d_arrays():

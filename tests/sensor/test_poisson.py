@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from privcam.sensor.noise import dark_electrons, normals, poisson_counts
+from privcam.sensor.noise import normals, pixel_electrons, poisson_counts
 
 
 @pytest.mark.parametrize("mean", [0.05, 0.7, 3.0, 9.5])
@@ -41,12 +41,23 @@ def test_seeds_give_independent_counts_and_pixels_do_not_depend_on_their_neighbo
     assert torch.equal(poisson_counts(means[:1000], seed=1), a[:1000])  # count i: seed, i and mean i only
 
 
-def test_the_one_pass_dark_model_is_the_staged_one():
+def test_each_pixel_takes_its_branch_of_the_model():
+    """Dim pixels: exact Poisson counts; pixels near the full well: Gaussian shot noise clipped, then
+    read noise; the others: shot and read noise as one Gaussian. Against a NumPy reference."""
     generator = torch.Generator().manual_seed(0)
-    means, dsnu = torch.rand(50_000, generator=generator) * 9, torch.randn(50_000, generator=generator)
-    full_well = 8.0  # low, so the clip acts
-    out = dark_electrons(means, dsnu, full_well, 2.5, seed=3, read_seed=4, out=torch.empty(50_000))
-    read = torch.from_numpy(normals(seed=4, count=50_000)).float()
-    expected = (poisson_counts(means, seed=3) + dsnu).clamp(max=full_well) + 2.5 * read
-    torch.testing.assert_close(out, expected, rtol=0, atol=1e-5)
-    assert (poisson_counts(means, seed=3) + dsnu > full_well).any()
+    count, full_well, read = 60_000, 900.0, 2.5
+    means = torch.cat(
+        [torch.rand(count, generator=generator) * 9.9, 10 + torch.rand(2 * count, generator=generator) * 1000]
+    )
+    dsnu = torch.randn(means.shape, generator=generator)
+    out = pixel_electrons(means, dsnu, full_well, read, (3, 4, 5), out=torch.empty(means.shape))
+    m, d = means.double().numpy(), dsnu.double().numpy()
+    z, z_clip = normals(seed=3, count=m.size), normals(seed=5, count=m.size)
+    dim, near = m < 10, (m >= 10) & (m + 6 * np.sqrt(m) + d >= full_well)
+    expected = m + np.sqrt(m + read**2) * z + d
+    counts = poisson_counts(means, seed=4).double().numpy()
+    expected[dim] = (np.minimum(counts + d, full_well) + read * z)[dim]
+    expected[near] = (np.minimum(m + np.sqrt(m) * z + d, full_well) + read * z_clip)[near]
+    np.testing.assert_allclose(out.double().numpy(), expected, rtol=1e-6, atol=1e-4)
+    assert dim.sum() == count and near.sum() > 1000 and (counts + d > full_well).sum() == 0
+    assert (m + np.sqrt(m) * z + d > full_well)[near].any()  # the clip acts
