@@ -3,12 +3,14 @@ generator state, so a frame's noise does not depend on the thread count or on th
 visited, and no array of draws is made or stored. Every kernel that draws lives here, with the
 draws it inlines (numba caches a kernel by its own file).
 
-- Hash: SplitMix64's output function. `uniform(seed, i)` is SplitMix64's output i for `seed`, with
-  24 bits. For normals, pixel i's draw 0 is key = mix(seed + (i + 1) * golden), which is
-  SplitMix64's output i, and its draw k >= 1 is mix(key + k * golden).
-- Normals: Marsaglia and Tsang's ziggurat (J. Stat. Softw. 5(8), 2000) with 128 layers: one draw,
-  one table read and one comparison for about 98.8% of values; the rest take the wedge or the
-  tail (beyond r = 3.4426) test with further draws from the same stream.
+- Hash: SplitMix64's output function. Pixel i's draw 0 is key = mix(seed + (i + 1) * golden),
+  SplitMix64's output i for `seed`, and its draw k >= 1 is mix(key + k * golden).
+- Normals: Marsaglia and Tsang's ziggurat (J. Stat. Softw. 5(8), 2000) with 128 layers: draw 0's
+  top 32 bits and low 7 bits, one table read and one comparison for about 98.8% of values; the
+  rest take the wedge or the tail (beyond r = 3.4426) test with further draws from the stream.
+- Uniforms: draw 0's bits 7 to 30 (24 bits), which the normal never reads (draw 0's wedge test
+  takes its uniform from draw 1): a pixel's normal and its uniform come from one hash and are
+  independent.
 - Exact Poisson counts for dim pixels: walking the CDF from k = 0 until it passes the pixel's
   uniform takes about mean + 1 steps. Uniforms have 24 bits: a count whose probability is below
   2^-24 is never drawn, far below what any measurement here resolves.
@@ -47,10 +49,15 @@ def _mix(z):
 
 
 @njit(inline="always")
-def uniform(seed, index):
-    """SplitMix64's output `index` for `seed`, as a float in [0, 1) with 24 bits."""
-    z = _mix(uint64(seed) + (uint64(index) + uint64(1)) * uint64(_GOLDEN))
-    return float(z >> uint64(40)) * (1.0 / 16777216.0)
+def _key(seed, index):
+    """Draw 0 of pixel `index` in the stream `seed`: SplitMix64's output `index`."""
+    return _mix(uint64(seed) + (uint64(index) + uint64(1)) * uint64(_GOLDEN))
+
+
+@njit(inline="always")
+def _uniform(key):
+    """The uniform in [0, 1) of a draw 0 (24 bits: its bits 7 to 30)."""
+    return float(np.int64((key >> uint64(7)) & uint64(0xFFFFFF))) * (1.0 / 16777216.0)
 
 
 def _tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -89,13 +96,13 @@ def _draw(key, k):
 
 
 @njit(inline="always")
-def normal(seed, index, kn, wn, fn):
-    """A standard normal draw for pixel `index` of the stream `seed` (kn, wn, fn: the module's tables)."""
-    key = _mix(uint64(seed) + (uint64(index) + uint64(1)) * uint64(_GOLDEN))
-    hz, iz, u = _split(key)  # draw 0 is the key itself: one hash for most values
+def _normal(key, kn, wn, fn):
+    """The standard normal of the stream whose draw 0 is `key` (kn, wn, fn: the module's tables)."""
+    hz, iz, _ = _split(key)  # one hash for most values
     if abs(hz) < kn[iz]:
         return hz * wn[iz]
-    k = 1
+    _, _, u = _draw(key, 1)  # draw 0's own middle bits are the pixel's uniform, not the wedge's
+    k = 2
     while True:
         x = hz * wn[iz]
         if iz == 0:  # the tail beyond r, by Marsaglia's exponential method
@@ -112,6 +119,12 @@ def normal(seed, index, kn, wn, fn):
         k += 1
         if abs(hz) < kn[iz]:
             return hz * wn[iz]
+
+
+@njit(inline="always")
+def normal(seed, index, kn, wn, fn):
+    """A standard normal draw for pixel `index` of the stream `seed`."""
+    return _normal(_key(seed, index), kn, wn, fn)
 
 
 def tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -146,24 +159,35 @@ _MAX_COUNT = 60
 @njit(inline="always")
 def _count(lam, u):
     """The Poisson(lam) count whose CDF first reaches the uniform u. Below 1 - lam <= exp(-lam) the
-    count is 0 without the exponential: most pixels of a dark frame, whose means are far below 1."""
+    count is 0 without the exponential: most pixels of a dark frame, whose means are far below 1.
+    The CDF is walked four terms at a time and the count is the number of terms below u: one
+    well-predicted branch per four terms instead of a branch per term that ends the walk at a
+    random step (a misprediction per pixel)."""
     if u <= 1.0 - lam:
         return 0
     p = math.exp(-lam)
     cdf = p
-    k = 0
-    while u > cdf and k < _MAX_COUNT:
-        k += 1
-        p *= lam / k
-        cdf += p
-    return k
+    base = 0
+    while True:
+        p1 = p * (lam / (base + 1))
+        c1 = cdf + p1
+        p2 = p1 * (lam / (base + 2))
+        c2 = c1 + p2
+        p3 = p2 * (lam / (base + 3))
+        c3 = c2 + p3
+        p4 = p3 * (lam / (base + 4))
+        c4 = c3 + p4
+        if u <= c4 or base + 4 >= _MAX_COUNT:
+            return base + (u > cdf) + (u > c1) + (u > c2) + (u > c3)
+        base += 4
+        cdf, p = c4, p4
 
 
 @on_torch_threads
 @njit(parallel=True, cache=True)
 def _counts(mean, seed, out):
     for i in prange(mean.shape[0]):
-        out[i] = _count(float(mean[i]), uniform(seed, i))
+        out[i] = _count(float(mean[i]), _uniform(_key(seed, i)))
 
 
 def poisson_counts(mean_e: torch.Tensor, seed: int) -> torch.Tensor:
@@ -182,13 +206,14 @@ def poisson_counts(mean_e: torch.Tensor, seed: int) -> torch.Tensor:
 
 @on_torch_threads
 @njit(parallel=True, cache=True, boundscheck=False)
-def _electrons(mean, dsnu, full_well, read_noise, seed, poisson_seed, clip_seed, kn, wn, fn, out):
+def _electrons(mean, dsnu, full_well, read_noise, seed, clip_seed, kn, wn, fn, out):
     read_var = np.float64(read_noise) * read_noise
     for i in prange(mean.shape[0]):
         m, offset = np.float64(mean[i]), np.float64(dsnu[i])
-        z = normal(seed, i, kn, wn, fn)
+        key = _key(seed, i)
+        z = _normal(key, kn, wn, fn)
         if m < POISSON_EXACT_BELOW_E:
-            shot = _count(m, uniform(poisson_seed, i))
+            shot = _count(m, _uniform(key))
             out[i] = min(shot + offset, full_well) + read_noise * z
         elif m + CLIP_MARGIN_SIGMA * math.sqrt(m) + offset >= full_well:
             shot = m + math.sqrt(m) * z
@@ -202,7 +227,7 @@ def pixel_electrons(
     dsnu_e: torch.Tensor,
     full_well_e: float,
     read_noise_e: float,
-    seeds: tuple[int, int, int],
+    seeds: tuple[int, int],
     out: torch.Tensor,
 ) -> torch.Tensor:
     """The electrons each pixel holds at readout, in one parallel pass: shot noise, DSNU, the
@@ -211,16 +236,16 @@ def pixel_electrons(
 
     Pixel i with mean m, DSNU offset d and read noise r, with z the normal(seeds[0], i):
     - dim (m < POISSON_EXACT_BELOW_E): min(Poisson(m) + d, full well) + r z, the count that of
-      poisson_counts(mean_e, seeds[1]);
+      poisson_counts(mean_e, seeds[0]) (the same draw's other bits);
     - near the full well (m + CLIP_MARGIN_SIGMA sqrt(m) + d reaches it): min(m + sqrt(m) z + d, full
-      well) + r z', z' the normal(seeds[2], i): Gaussian shot noise, clipped, then read noise;
+      well) + r z', z' the normal(seeds[1], i): Gaussian shot noise, clipped, then read noise;
     - otherwise, where the clip never acts: m + sqrt(m + r^2) z + d, shot and read noise as the one
       Gaussian they add up to (one draw).
 
     Args:
         mean_e, dsnu_e, out: float32, contiguous, of one shape (any).
         full_well_e, read_noise_e: electrons.
-        seeds: the streams of z, of the Poisson uniforms and of z'.
+        seeds: the streams of z (and the Poisson uniforms) and of z'.
 
     Returns:
         `out`.

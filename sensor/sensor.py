@@ -212,8 +212,8 @@ class Sensor:
             scene = _mosaic(scene, c.cfa)
         patterns = self._fixed_patterns(scene.shape)
         work = self._workspace(scene.shape)
-        # the pixels' normals, their Poisson uniforms, the clipped pixels' read noise; row noise
-        seeds = [int(s) for s in np.random.SeedSequence(_frame_seed(self.seed, index)).generate_state(4, np.uint64)]
+        # the pixels' normals and Poisson uniforms, the clipped pixels' read noise, the row noise
+        seeds = [int(s) for s in np.random.SeedSequence(_frame_seed(self.seed, index)).generate_state(3, np.uint64)]
 
         # a binned pixel sums b*b photosites: their dark signal, full wells and read noise variances add up
         photosites = c.binning**2
@@ -225,7 +225,7 @@ class Sensor:
         else:
             mean_e.add_(dark_e * photosites)
         electrons = pixel_electrons(
-            mean_e, patterns["dsnu"], full_well_e, read_noise_e, (seeds[1], seeds[3], seeds[0]), work["electrons"]
+            mean_e, patterns["dsnu"], full_well_e, read_noise_e, (seeds[0], seeds[1]), work["electrons"]
         )
         height, _, channels = scene.shape
         rows = torch.zeros(height, channels)
