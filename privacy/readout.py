@@ -161,13 +161,13 @@ class Readout:
         Read-only and cached.
         """
         self._check(key, height, width)
-        return _permutation(self, key, int(height), int(width))
+        return _PERMUTATIONS[self.per_frame](self, key, int(height), int(width))
 
     def inverse(self, key: Key, height: int, width: int) -> np.ndarray:
         """The inverse permutation (keyed position of each plain pixel), cached too:
         shuffle(frame, readout.inverse(key, H, W)) gives the frame back in physical order."""
         self._check(key, height, width)
-        return _inverse(self, key, int(height), int(width))
+        return _INVERSES[self.per_frame](self, key, int(height), int(width))
 
     def _check(self, key: Key, height: int, width: int) -> None:
         if not isinstance(key, Key):
@@ -177,7 +177,7 @@ class Readout:
     def mask(self, key: Key, height: int, width: int, channels: int, bit_depth: int) -> np.ndarray:
         """The "masked" mode's value mask of a frame, (H, W, C) uint16 below 2^bit_depth, in keyed order.
 
-        Read-only; the most recent few are cached, so a frame captured and then revealed (the webcam
+        Read-only; the two most recent are cached, so a frame captured and then revealed (the webcam
         demo) computes its mask once."""
         if not self.masked:
             raise ReadoutError(f"a '{self.mode}' readout has no value mask; mode 'masked' has one")
@@ -223,14 +223,13 @@ def _integer(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-@lru_cache(maxsize=16)
 def _permutation(readout: Readout, key: Key, height: int, width: int) -> np.ndarray:
     perm = _unit_permutation(readout, key, height, width, inverse=False)
     perm.flags.writeable = False
     return perm
 
 
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=2)  # per frame, as the per-frame orders
 def _mask(readout: Readout, key: Key, height: int, width: int, channels: int, bit_depth: int) -> np.ndarray:
     from .mask import mask_values
 
@@ -240,16 +239,22 @@ def _mask(readout: Readout, key: Key, height: int, width: int, channels: int, bi
     return mask
 
 
-@lru_cache(maxsize=16)
 def _inverse(readout: Readout, key: Key, height: int, width: int) -> np.ndarray:
     if readout.per_frame:
         inverse = _unit_permutation(readout, key, height, width, inverse=True)
     else:
         from .schedule import inverse_permutation
 
-        inverse = inverse_permutation(_permutation(readout, key, height, width))
+        inverse = inverse_permutation(_PERMUTATIONS[False](readout, key, height, width))
     inverse.flags.writeable = False
     return inverse
+
+
+# The tables by whether the readout is per frame. A paper-mode order serves every frame of a size,
+# so several stay; a per-frame order serves its frame's capture and reveal, and the two last stay:
+# kept longer, each new one would take fresh memory (16 MB at 1080p, page faults included).
+_PERMUTATIONS = {False: lru_cache(maxsize=16)(_permutation), True: lru_cache(maxsize=2)(_permutation)}
+_INVERSES = {False: lru_cache(maxsize=16)(_inverse), True: lru_cache(maxsize=2)(_inverse)}
 
 
 def _unit_permutation(readout: Readout, key: Key, height: int, width: int, inverse: bool) -> np.ndarray:
