@@ -11,6 +11,6 @@ __getattr__, __dir__, __all__ = _lazy.attach(
         "mask": ["AdcFormat"],
         "readout": ["PROTECTION_MODES", "READOUT_UNITS", "Readout", "ReadoutError"],
         "schedule": ["inverse_permutation", "permutation"],
-        "shuffle": ["index_tensor", "key_table", "shuffle", "unshuffle"],
+        "shuffle": ["index_tensor", "key_table", "shuffle", "shuffle_codes", "unshuffle"],
     },
 )
