@@ -32,6 +32,8 @@ ROOT_SOURCES = {
     "segmentation_folder": "a segmentation folder (make one with `privcam make-shapes OUT`)",
     "shards": "a folder with a finished simulate run per split (ROOT/train, ROOT/test)",
 }
+# What each split folder (ROOT/train, ROOT/test) of these sources holds.
+SPLIT_LAYOUTS = {"segmentation_folder": ("images/", "masks/"), "shards": ("identity.json",)}
 SHARD_TASKS = ("train", "evaluate")  # the tasks that read captured frames (data.source shards)
 
 
@@ -102,14 +104,13 @@ def _check_files(config: RunConfig) -> None:
         )
     if data.root is not None and not Path(data.root).is_dir():
         raise ConfigError(f"{config.where('data', 'root')}: data.root {data.root} is not a folder")
-    if data.source == "segmentation_folder":
-        for split in _splits_read(config):
-            folder = Path(data.root) / split
-            if not (folder / "images").is_dir() or not (folder / "masks").is_dir():
-                raise ConfigError(
-                    f"{config.where('data', 'root')}: {folder} needs images/ and masks/, the {split} split of "
-                    f"{ROOT_SOURCES[data.source]}"
-                )
+    for split in _splits_read(config) if data.source in SPLIT_LAYOUTS else ():
+        folder = Path(data.root) / split
+        if not all((folder / name).exists() for name in SPLIT_LAYOUTS[data.source]):
+            raise ConfigError(
+                f"{config.where('data', 'root')}: {folder} needs {' and '.join(SPLIT_LAYOUTS[data.source])}, "
+                f"the {split} split of {ROOT_SOURCES[data.source]}"
+            )
     if data.source == "video":
         if data.path is None:
             raise ConfigError(f"{config.where('data')}: the video source needs data.path, a video file")
@@ -118,8 +119,12 @@ def _check_files(config: RunConfig) -> None:
 
 
 def _splits_read(config: RunConfig) -> tuple[str, ...]:
-    """The data splits a run reads: training and test data for the tasks that train or score, else data.split."""
-    if config.task.get("name") in (*CLASSIFYING_TASKS, "segment"):
+    """The data splits a run reads: task.split for evaluate, training and test data for the other
+    tasks that train or score, else data.split."""
+    name = config.task.get("name")
+    if name == "evaluate":
+        return (config.task.get("split", "test"),)
+    if name in (*CLASSIFYING_TASKS, "segment"):
         return ("train", "test")
     return (config.data.split,)
 

@@ -131,6 +131,10 @@ def test_training_reads_the_shards_of_a_simulate_run(workdir):
     [
         ({"data": {**SCENES, "repeat": 2}}, "data.repeat captures the scenes several times over"),
         ({"data": {"source": "shards", "root": "."}}, "this run has task 'train' with model.keyed: false"),
+        (
+            {"data": {"source": "shards", "root": "."}, "model": {"keyed": True}},
+            r"train needs identity.json, the train split of a folder with a finished simulate run",
+        ),
     ],
 )
 def test_data_a_task_cannot_use_is_refused_by_validate(workdir, changes, message):
