@@ -14,6 +14,7 @@ Without the key every masked code is uniform over the ADC's range, whatever the 
 from __future__ import annotations
 
 import hashlib
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
@@ -102,6 +103,10 @@ def _parallel_parts() -> int:
 @lru_cache(maxsize=1)
 def _keystream_pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(thread_name_prefix="privcam-mask")
+
+
+# A forked process (a DataLoader worker) has none of the pool's threads: it makes its own pool.
+os.register_at_fork(after_in_child=_keystream_pool.cache_clear)
 
 
 def remove_mask_inputs(values: torch.Tensor, masks: torch.Tensor, adc: AdcFormat) -> torch.Tensor:

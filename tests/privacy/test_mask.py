@@ -2,6 +2,7 @@
 and masked codes that are uniform whatever the scene."""
 
 import hashlib
+import multiprocessing
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 from scipy import stats
 
 from privcam.privacy import AdcFormat, Readout
+from privcam.privacy import mask as mask_module
 from privcam.privacy.mask import apply_mask, mask_tensor, mask_values, remove_mask, remove_mask_inputs
 
 GOLDEN = [53176, 30895, 32470, 51210, 21035, 28176, 13177, 16387, 8197, 44591, 26752, 15152]
@@ -37,6 +39,24 @@ def test_a_mask_made_in_parts_is_the_one_keystream(key, threads, count):
     finally:
         torch.set_num_threads(before)
     assert values.shape == (count,) and np.array_equal(values, np.frombuffer(stream, "<u2") & 4095)
+
+
+_FORKED_KEY = []  # a key is never pickled: a forked child finds it here
+
+
+def _mask_in_child(label: str, count: int) -> np.ndarray:
+    return mask_values(_FORKED_KEY[0], label, count, 12)
+
+
+def test_a_forked_process_makes_masks_in_parts_too(key, monkeypatch):
+    """The parent's keystream threads do not exist in a forked child; the child must not wait on them."""
+    monkeypatch.setattr(mask_module, "_parallel_parts", lambda: 2)  # in the child too, without OpenMP
+    label, count = "readout/fork/nonce/1", 2 * 4096 * 32 + 7
+    expected = mask_values(key, label, count, 12)  # the parent's pool now has threads
+    _FORKED_KEY[:] = [key]
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        child = pool.apply_async(_mask_in_child, (label, count)).get(timeout=60)
+    assert np.array_equal(child, expected)
 
 
 def test_the_readout_mask_is_the_labelled_stream_in_keyed_order(key):
