@@ -18,7 +18,7 @@ from ..privacy import Key, KeyFileError
 from ..sensor.array import Region
 from ..sensor.config import PRESETS, SensorConfig, load_preset
 from .catalogue import TASKS, Task
-from .config import DATA_SOURCES, SYNTHETIC_SIZE, WEIGHTS_FILE, RunConfig
+from .config import DATA_SOURCES, SYNTHETIC_SIZE, WEIGHTS_FILE, EvaluateParams, RunConfig
 
 # What the run file fixes about the sources' data, for the classification tasks' checks: class
 # counts, and (H, W) without data.size. Other sources are checked on their data at run time.
@@ -123,7 +123,7 @@ def _splits_read(config: RunConfig) -> tuple[str, ...]:
     tasks that train or score, else data.split."""
     name = config.task.get("name")
     if name == "evaluate":
-        return (config.task.get("split", "test"),)
+        return (config.task.get("split", EvaluateParams.split),)
     if name in (*CLASSIFYING_TASKS, "segment"):
         return ("train", "test")
     return (config.data.split,)
@@ -238,9 +238,7 @@ def _check_arch_kind(config: RunConfig) -> None:
     dense = arch in DENSE_MODELS
     if (name == "segment" and not dense) or (name in CLASSIFYING_TASKS and dense):
         wanted = (
-            f"a segmentation architecture ({', '.join(sorted(DENSE_MODELS))})"
-            if name == "segment"
-            else ("a classifier")
+            f"a segmentation architecture ({', '.join(sorted(DENSE_MODELS))})" if name == "segment" else "a classifier"
         )
         raise ConfigError(f"{config.where('model', 'arch')}: task {name!r} needs {wanted}, not {arch!r}")
 

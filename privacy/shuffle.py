@@ -91,9 +91,9 @@ def shuffle_codes(
         codes: (H, W) or (H, W, C) unsigned integer codes below 2^bit_depth, physical order.
         perm: (H*W,) the readout permutation, or instead
         inverse: (H*W,) its inverse (the keyed position of each physical one); give exactly one.
-            With the inverse, frames larger than the CPU's caches are written out by destination
-            block (two streaming passes) instead of read at random: on a 1080p RGB frame about
-            twice as fast, and far less slowed by other processes' memory traffic.
+            With the inverse, the codes are written out by destination block (two streaming
+            passes) instead of read at random: for frames larger than the CPU's caches, where
+            random reads are slow and slowed further by other processes' memory traffic.
         mask: codes' shape, uint16, in keyed order: each code becomes (code + m) mod 2^bit_depth.
         bit_depth: the codes' bits (the mask's modulus), 1..16.
 

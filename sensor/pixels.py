@@ -19,10 +19,16 @@ NONLINEAR_KNEE = 0.7
 
 
 @njit(inline="always")
+def _over_knee(electrons, full_well_e):
+    """How far past the knee the signal is: 0 below it, 1 at the full well."""
+    return max(electrons / full_well_e - NONLINEAR_KNEE, 0.0) / (1.0 - NONLINEAR_KNEE)
+
+
+@njit(inline="always")
 def bend(electrons, full_well_e, nonlinearity):
     """The sense node's response: linear up to NONLINEAR_KNEE of the full well, then bending
     smoothly to lose `nonlinearity` of the signal at the full well."""
-    over = max(electrons / full_well_e - NONLINEAR_KNEE, 0.0) / (1.0 - NONLINEAR_KNEE)
+    over = _over_knee(electrons, full_well_e)
     return electrons - nonlinearity * full_well_e * over * over
 
 
@@ -35,8 +41,7 @@ def bent_response(electrons, full_well_e, nonlinearity):
 @vectorize(["float64(float64, float64, float64)", "float32(float32, float64, float64)"], cache=True)
 def bent_response_slope(electrons, full_well_e, nonlinearity):
     """d bend / d electrons: how much the bend scales a small change (noise) in the signal."""
-    over = max(electrons / full_well_e - NONLINEAR_KNEE, 0.0) / (1.0 - NONLINEAR_KNEE)
-    return 1.0 - 2.0 * nonlinearity * over / (1.0 - NONLINEAR_KNEE)
+    return 1.0 - 2.0 * nonlinearity * _over_knee(electrons, full_well_e) / (1.0 - NONLINEAR_KNEE)
 
 
 @on_torch_threads
