@@ -191,7 +191,7 @@ class Readout:
         inverse permutation (cached too, for the reveal)."""
         from .shuffle import check_codes, shuffle_codes
 
-        check_codes(codes)
+        check_codes(codes, bit_depth)
         height, width = codes.shape[:2]
         channels = 1 if codes.ndim == 2 else codes.shape[2]
         mask = self.mask(key, height, width, channels, bit_depth) if self.masked else None

@@ -103,7 +103,7 @@ def shuffle_codes(
     Example:
         >>> keyed = shuffle_codes(codes, perm=readout.permutation(key, 480, 640))  # doctest: +SKIP
     """
-    check_codes(codes)
+    check_codes(codes, bit_depth)
     if (perm is None) == (inverse is None):
         raise ValueError("shuffle_codes takes either the permutation or its inverse")
     height, width = codes.shape[:2]
@@ -125,11 +125,14 @@ def shuffle_codes(
     return out.reshape(codes.shape)
 
 
-def check_codes(codes: np.ndarray) -> None:
-    """Raise ValueError unless `codes` are ADC codes as shuffle_codes takes them."""
+def check_codes(codes: np.ndarray, bit_depth: int) -> None:
+    """Raise ValueError unless `codes` are ADC codes of `bit_depth` bits as shuffle_codes takes them."""
     if not isinstance(codes, np.ndarray) or codes.ndim not in (2, 3) or codes.dtype not in (np.uint8, np.uint16):
         found = f"shape {codes.shape}, {codes.dtype}" if isinstance(codes, np.ndarray) else type(codes).__name__
         raise ValueError(f"expected uint8 or uint16 codes (H, W) or (H, W, C), got {found}")
+    bits = 8 * codes.itemsize
+    if not isinstance(bit_depth, int | np.integer) or not 1 <= bit_depth <= bits:
+        raise ValueError(f"{codes.dtype} codes hold a bit depth of 1 to {bits}, got {bit_depth!r}")
 
 
 # Destination blocks of the scatter: 2^14 positions, whose codes and mask (RGB: 192 KiB) stay in L2.

@@ -82,6 +82,9 @@ def test_shuffle_codes_refuses_what_it_cannot_read():
         shuffle_codes(codes[:, :4], perm=perm)
     with pytest.raises(ValueError, match=r"codes \(H, W\) or \(H, W, C\), got list"):
         Readout(mode="paper").read_out(KEY, [[1, 2]], 12)
+    for codes_of, bits in ((codes, 17), (codes, 0), (codes.astype(np.uint8), 12)):
+        with pytest.raises(ValueError, match=f"{codes_of.dtype} codes hold a bit depth of 1 to"):
+            Readout(mode="masked", nonce=3).read_out(KEY, codes_of, bits)
     with pytest.raises(ValueError, match="the mask has 20 values but the codes 60"):
         shuffle_codes(codes, perm=perm, mask=np.zeros((4, 5), np.uint16), bit_depth=12)
 
