@@ -61,36 +61,47 @@ def keyed_conv2d(
 
 class _KeyedGemmConv(torch.autograd.Function):
     """A keyed convolution of groups 1 whose backward scatters nothing. Forward: gather the taps,
-    one GEMM. The input gradient is itself a keyed convolution, of the output gradient over the
-    transposed table with the weight's taps transposed; the weight gradient gathers the input
-    again, chunk by chunk, and accumulates cols^T @ grad. Autograd through the forward's gathers
-    would instead keep every gathered chunk and add the taps' gradients back one index at a time."""
+    one GEMM. Backward: the output gradient gathered over the transposed table, G[i, t] =
+    grad_out[transposed[i, t]] (zero where tap t of no output reads input row i), gives both
+    gradients: the input's is G @ w with the taps transposed (itself a keyed convolution), the
+    weight's is G^T @ x, so one gather serves both. Autograd through the forward's gathers would
+    instead keep every gathered chunk and add the taps' gradients back one index at a time."""
 
     @staticmethod
     def forward(ctx, tokens, w, bias, table, transposed, zero_row):
         ctx.save_for_backward(tokens, w, table, transposed)
         ctx.zero_row = zero_row
-        out = gather_reduce(tokens, table, zero_row, lambda cols, start, stop: _rows_times(cols, w, bias))
-        # a view returned by a custom Function may not be changed in place (an inplace ReLU after it)
-        return out if out._base is None else out.clone()
+        return gather_reduce(tokens, table, zero_row, lambda cols, start, stop: _rows_times(cols, w, bias))
 
     @staticmethod
     def backward(ctx, grad_out):
         tokens, w, table, transposed = ctx.saved_tensors
         c_out, width = w.shape
         taps = table.shape[1]
+        c_in = width // taps
         grad_out = grad_out.contiguous()
+        needs_tokens, needs_w, needs_bias = ctx.needs_input_grad[:3]
         grad_tokens = grad_w = grad_bias = None
-        if ctx.needs_input_grad[0]:
-            w_t = w.view(c_out, taps, width // taps).permute(2, 1, 0).reshape(-1, taps * c_out)
-            grad_tokens = gather_reduce(grad_out, transposed, True, lambda cols, start, stop: _rows_times(cols, w_t))
-        if ctx.needs_input_grad[1]:
+        rows = tokens.reshape(-1, c_in)
+        if needs_tokens or (needs_w and c_out <= c_in):  # gather the output gradient: the smaller rows
+            w_t = w.view(c_out, taps, c_in).permute(2, 1, 0).reshape(c_in, taps * c_out)
+            grad_w_t = w.new_zeros(taps * c_out, c_in) if needs_w else None
+            grad_tokens = tokens.new_empty(tokens.shape) if needs_tokens else None
+            for cols, start, stop in gathered(grad_out, transposed, True):
+                cols = cols.view(cols.shape[0], taps * c_out)
+                if needs_tokens:
+                    grad_tokens.view(-1, c_in)[start:stop] = matmul_rows(cols, w_t, None)
+                if needs_w:
+                    grad_w_t.addmm_(cols.t(), rows[start:stop])
+            if needs_w:
+                grad_w = grad_w_t.view(taps, c_out, c_in).transpose(0, 1).reshape(c_out, width)
+        elif needs_w:  # the input's rows are the smaller: gather them as the forward did
             grad_rows = grad_out.view(-1, c_out)
             grad_w_t = w.new_zeros(width, c_out)
             for cols, start, stop in gathered(tokens, table, ctx.zero_row):
                 grad_w_t.addmm_(cols.view(cols.shape[0], width).t(), grad_rows[start:stop])
             grad_w = grad_w_t.t()
-        if ctx.needs_input_grad[2]:
+        if needs_bias:
             grad_bias = grad_out.sum((0, 1))
         return grad_tokens, grad_w, grad_bias, None, None, None
 

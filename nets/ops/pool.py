@@ -3,21 +3,42 @@
 from __future__ import annotations
 
 import torch
+from numba import njit, prange
 from torch import nn
 
+from ...base.threads import on_torch_threads
 from ..stencil import Stencil
-from .tokens import from_tokens, gather_reduce, gathered, to_tokens
+from .tokens import NUMBA_DTYPES, from_tokens, gather_reduce, gathered, to_tokens
 
 
 def keyed_max_pool2d(x: torch.Tensor, table: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:
     """Max over each window. x (B, C, H, W) keyed; table (H_out*W_out, window) without outside taps.
 
-    When gradients are recorded, each output's gradient goes to its window's first largest input
-    only, as nn.MaxPool2d sends it (_KeyedMaxPool)."""
+    When gradients are recorded, each output's gradient goes to its window's winning input only,
+    as nn.MaxPool2d sends it (_KeyedMaxPool)."""
     tokens = to_tokens(x)
     if torch.is_grad_enabled() and x.requires_grad:
         return from_tokens(_KeyedMaxPool.apply(tokens, table), out_hw)
-    return from_tokens(gather_reduce(tokens, table, False, lambda cols, start, stop: cols.amax(1)), out_hw)
+    return from_tokens(_max_and_winners(tokens, table)[0], out_hw)
+
+
+def _max_and_winners(tokens: torch.Tensor, table: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """tokens (B, L_in, C), table (L_out, window) -> the windows' maxima (B, L_out, C) and, as
+    int64, the tap of each that nn.MaxPool2d takes: the first largest (a window holding NaN gives
+    NaN, and its gradient goes to one of its NaNs)."""
+    batch, _, channels = tokens.shape
+    if tokens.device.type == "cpu" and tokens.dtype in NUMBA_DTYPES:
+        values = tokens.new_empty(batch, table.shape[0], channels)
+        winners = torch.empty(values.shape, dtype=torch.int64)
+        _max_rows(tokens.detach().contiguous().numpy(), table.numpy(), values.numpy(), winners.numpy())
+        return values, winners
+    values, winners = [], []
+    for cols, _, _ in gathered(tokens, table, False):
+        best, tap = cols.max(1)
+        values.append(best)
+        winners.append(tap)
+    shape = (batch, table.shape[0], channels)
+    return torch.cat(values).view(shape), torch.cat(winners).view(shape)
 
 
 class _KeyedMaxPool(torch.autograd.Function):
@@ -27,29 +48,61 @@ class _KeyedMaxPool(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, tokens, table):
-        values, winners = [], []
-        for cols, _, _ in gathered(tokens, table, False):
-            best, tap = cols.max(1)
-            values.append(best)
-            winners.append(tap)
-        tap = winners[0] if len(winners) == 1 else torch.cat(winners)
-        ctx.save_for_backward(tap, table)
+        values, winners = _max_and_winners(tokens, table)
+        ctx.save_for_backward(winners, table)
         ctx.in_length = tokens.shape[1]
-        out = values[0] if len(values) == 1 else torch.cat(values)
-        return out.view(tokens.shape[0], table.shape[0], tokens.shape[2])
+        return values
 
     @staticmethod
     def backward(ctx, grad_out):
-        tap, table = ctx.saved_tensors
+        winners, table = ctx.saved_tensors
         batch, n_out, channels = grad_out.shape
-        in_length = ctx.in_length
-        # the flat batch row of each output's winning input: sample * L_in + table[j, tap]
-        rows = table.long().repeat(batch, 1).gather(1, tap)
-        rows += (torch.arange(batch, device=tap.device) * in_length).repeat_interleave(n_out).view(-1, 1)
-        flat = rows * channels + torch.arange(channels, device=tap.device)
-        grad_tokens = grad_out.new_zeros(batch * in_length * channels)
-        grad_tokens.index_add_(0, flat.view(-1), grad_out.reshape(-1))
-        return grad_tokens.view(batch, in_length, channels), None
+        grad_tokens = grad_out.new_zeros(batch, ctx.in_length, channels)
+        if grad_out.device.type == "cpu" and grad_out.dtype in NUMBA_DTYPES:
+            _max_rows_backward(grad_out.contiguous().numpy(), table.numpy(), winners.numpy(), grad_tokens.numpy())
+            return grad_tokens, None
+        # each output's winning input row within its sample: table[j, tap]
+        rows = table.long().repeat(batch, 1).gather(1, winners.view(-1, channels)).view(batch, n_out, channels)
+        if torch.bincount(table.view(-1)).max() > 1:  # overlapping windows: an input can win twice
+            return grad_tokens.scatter_add_(1, rows, grad_out), None
+        return grad_tokens.scatter_(1, rows, grad_out), None
+
+
+@on_torch_threads
+@njit(parallel=True, cache=True)
+def _max_rows(tokens, table, values, winners):
+    """values[b, j, c] = max over taps t of tokens[b, table[j, t], c]; winners[b, j, c] = the t
+    nn.MaxPool2d picks (a larger value or a NaN replaces the one held)."""
+    batch, n_out, channels = values.shape
+    taps = table.shape[1]
+    for task in prange(batch * n_out):
+        b = task // n_out
+        j = task - b * n_out
+        best = values[b, j]
+        winner = winners[b, j]
+        first = tokens[b, table[j, 0]]
+        for c in range(channels):
+            best[c] = first[c]
+            winner[c] = 0
+        for t in range(1, taps):
+            row = tokens[b, table[j, t]]
+            for c in range(channels):
+                v = row[c]
+                if v > best[c] or v != v:
+                    best[c] = v
+                    winner[c] = t
+
+
+@on_torch_threads
+@njit(parallel=True, cache=True)
+def _max_rows_backward(grad_out, table, winners, grad_tokens):
+    """grad_tokens[b, table[j, winners[b, j, c]], c] += grad_out[b, j, c], grad_tokens starting at
+    zero: one task per sample, so no two tasks write the same value (windows may overlap)."""
+    batch, n_out, channels = grad_out.shape
+    for b in prange(batch):
+        for j in range(n_out):
+            for c in range(channels):
+                grad_tokens[b, table[j, winners[b, j, c]], c] += grad_out[b, j, c]
 
 
 def keyed_weighted_sum2d(

@@ -1,5 +1,6 @@
 """Single keyed ops against torch's own op: keyed(shuffle(x)) == shuffle(op(x)) for random settings."""
 
+import copy
 from functools import partial
 
 import pytest
@@ -163,7 +164,19 @@ def test_interpolate(mode, align_corners, use_size, scale, size, hw, functional)
     assert_keyed_matches(model, (2, *hw), 2)
 
 
-def test_gather_backend_gradients_match_plain():
+@pytest.fixture(params=["numba", "torch"])
+def gather_kernels(request, monkeypatch):
+    """Both ways a CPU float map is gathered: the numba kernels, and torch's own gathers (which
+    run on CUDA and for other dtypes)."""
+    if request.param == "torch":
+        from privcam.nets.ops import pool, tokens
+
+        monkeypatch.setattr(tokens, "NUMBA_DTYPES", ())
+        monkeypatch.setattr(pool, "NUMBA_DTYPES", ())
+    return request.param
+
+
+def test_gather_backend_gradients_match_plain(gather_kernels):
     """Training keyed models needs backward: weight and input gradients equal the plain ones
     (the depthwise convolution runs as the fused kernel, its reflect padding reads rows twice)."""
     model = nn.Sequential(
@@ -198,6 +211,41 @@ def test_gather_backend_gradients_match_plain():
 
 
 @pytest.mark.parametrize(
+    "first",
+    [
+        nn.Conv2d(3, 2, 3, padding=1),  # weight gradient from the output gradient's gather
+        nn.Conv2d(3, 4, 3, padding=1),  # weight gradient from the input's gather
+        nn.Conv2d(3, 4, 3, padding=1, padding_mode="reflect"),  # autograd through the chunks
+    ],
+    ids=repr,
+)
+def test_weight_gradients_over_many_chunks(first, gather_kernels, monkeypatch):
+    """Frames that need no gradient, gathered in many small chunks: the first layer's weight
+    gradient, each way it is computed, and those of layers whose backward autograd records through
+    the gathered chunks (groups) equal the plain ones, so no chunk autograd keeps is overwritten
+    by the next."""
+    from privcam.nets.ops import tokens
+    from privcam.privacy import shuffle
+
+    monkeypatch.setattr(tokens, "CPU_CHUNK_BYTES", 512)
+    first = copy.deepcopy(first)
+    channels = first.out_channels
+    model = nn.Sequential(
+        first,
+        nn.ReLU(),
+        nn.Conv2d(channels, 4, 3, padding=1, groups=2),
+        nn.Conv2d(4, 4, 3, padding=1, groups=4),
+    )
+    keyed = to_keyed(model, KEY, (3, 10, 9))
+    x = torch.randn(2, 3, 10, 9)
+    target = torch.randn_like(model(x))
+    ((model(x) - target) ** 2).sum().backward()
+    ((keyed(shuffle(x, keyed.input_permutation)) - shuffle(target, keyed.output_permutation)) ** 2).sum().backward()
+    for (name, parameter), reference in zip(keyed.graph_module.named_parameters(), model.parameters(), strict=True):
+        torch.testing.assert_close(parameter.grad, reference.grad, atol=1e-4, rtol=1e-4, msg=name)
+
+
+@pytest.mark.parametrize(
     ("layer", "transposable"),
     [
         (nn.Conv2d(3, 5, 3, padding=1), True),
@@ -207,12 +255,13 @@ def test_gather_backend_gradients_match_plain():
     ],
     ids=repr,
 )
-def test_keyed_conv_backward_as_gathers(layer, transposable):
+def test_keyed_conv_backward_as_gathers(layer, transposable, gather_kernels):
     """The backward of a keyed convolution (groups 1) runs as a convolution over the transposed
     table; its weight, bias and input gradients equal the plain ones."""
     from privcam.nets.ops.conv import KeyedConv2d
     from privcam.privacy import shuffle, unshuffle
 
+    layer = copy.deepcopy(layer)  # one instance serves every parametrisation: fresh gradients
     model = nn.Sequential(layer)
     keyed = to_keyed(model, KEY, (3, 9, 8))
     x = torch.randn(2, 3, 9, 8, requires_grad=True)
@@ -229,7 +278,7 @@ def test_keyed_conv_backward_as_gathers(layer, transposable):
 
 
 @pytest.mark.parametrize("pool", [nn.MaxPool2d(2), nn.MaxPool2d(3, 2, padding=1), nn.MaxPool2d((2, 3), 1)], ids=repr)
-def test_keyed_max_pool_sends_each_gradient_to_the_plain_winner(pool):
+def test_keyed_max_pool_sends_each_gradient_to_the_plain_winner(pool, gather_kernels):
     """Ties included (values 0..2): each output's gradient reaches the input nn.MaxPool2d picks."""
     from privcam.privacy import shuffle, unshuffle
 
