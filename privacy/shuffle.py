@@ -118,10 +118,9 @@ def shuffle_codes(
     mask_rows = np.zeros((0, channels), np.uint16) if mask is None else mask.reshape(height * width, channels)
     code_mask = np.uint16(2**bit_depth - 1)
     out = np.empty_like(flat)
-    if inverse is None:
-        _gather_codes(flat, table, mask_rows, code_mask, out)
-    else:
-        _scatter_codes(flat, table, mask_rows, code_mask, out)
+    kernel = _gather_codes if inverse is None else _scatter_codes
+    if kernel(flat, table, mask_rows, code_mask, out) > code_mask:  # the OR of every code read
+        raise ValueError(f"codes of bit depth {bit_depth} are at most {int(code_mask)}, got {int(codes.max())}")
     return out.reshape(codes.shape)
 
 
@@ -143,13 +142,28 @@ _CHUNKS = 16  # source chunks of the scatter's first pass, for load balance
 @on_torch_threads
 @njit(parallel=True, cache=True, boundscheck=False)
 def _gather_codes(codes, perm, mask, code_mask, out):
+    """out[j] = codes[perm[j]] (+ mask); returns the OR of every code (above code_mask: too wide)."""
     count, channels = codes.shape
     masked = mask.shape[0] > 0
-    for block in prange((count + 4095) // 4096):
+    blocks = (count + 4095) // 4096
+    bits = np.zeros(blocks, np.uint64)
+    for block in prange(blocks):
+        seen = np.uint64(0)
         for j in range(block * 4096, min(count, block * 4096 + 4096)):
             i = perm[j]
             for c in range(channels):
+                seen |= np.uint64(codes[i, c])
                 out[j, c] = (codes[i, c] + mask[j, c]) & code_mask if masked else codes[i, c]
+        bits[block] = seen
+    return _or_all(bits)
+
+
+@njit(cache=True)
+def _or_all(bits):
+    seen = np.uint64(0)
+    for value in bits:
+        seen |= value
+    return seen
 
 
 @on_torch_threads
@@ -157,7 +171,8 @@ def _gather_codes(codes, perm, mask, code_mask, out):
 def _scatter_codes(codes, inverse, mask, code_mask, out):
     """out[inverse[i]] = codes[i] (+ mask): first each source chunk appends its codes with their
     destinations to the destination blocks' lists (sequential reads, one write stream per block),
-    then each block's list is written into the block, which stays in cache."""
+    then each block's list is written into the block, which stays in cache. Returns the OR of
+    every code (above code_mask: too wide)."""
     count, channels = codes.shape
     blocks = ((count - 1) >> _BLOCK_BITS) + 1
     chunk = (count + _CHUNKS - 1) // _CHUNKS
@@ -176,21 +191,26 @@ def _scatter_codes(codes, inverse, mask, code_mask, out):
     starts[blocks] = total
     destinations = np.empty(count, np.uint32)  # frames have fewer than 2^32 positions
     values = np.empty((count, channels), codes.dtype)
+    bits = np.zeros(_CHUNKS, np.uint64)
     for c in prange(_CHUNKS):
         cursor = cursors[c]
+        seen = np.uint64(0)
         for i in range(c * chunk, min(count, c * chunk + chunk)):
             j = inverse[i]
             k = cursor[j >> _BLOCK_BITS]
             cursor[j >> _BLOCK_BITS] = k + 1
             destinations[k] = j
             for ch in range(channels):
+                seen |= np.uint64(codes[i, ch])
                 values[k, ch] = codes[i, ch]
+        bits[c] = seen
     masked = mask.shape[0] > 0
     for b in prange(blocks):
         for k in range(starts[b], starts[b + 1]):
             j = destinations[k]
             for ch in range(channels):
                 out[j, ch] = (values[k, ch] + mask[j, ch]) & code_mask if masked else values[k, ch]
+    return _or_all(bits)
 
 
 def _gather_positions(x: Frames, perm, name: str) -> Frames:

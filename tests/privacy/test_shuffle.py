@@ -89,6 +89,25 @@ def test_shuffle_codes_refuses_what_it_cannot_read():
         shuffle_codes(codes, perm=perm, mask=np.zeros((4, 5), np.uint16), bit_depth=12)
 
 
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("table", ["perm", "inverse"])
+def test_codes_wider_than_the_bit_depth_are_refused(table, masked):
+    """A 16-bit code read out as 12 bits would lose its top bits to the mask's modulus: both kernels
+    refuse it, wherever it sits, masked or not (the codes break the frame's stated bit depth)."""
+    readout = Readout(mode="masked" if masked else "per_frame", nonce=5)
+    codes = np.random.default_rng(1).integers(0, 4096, (40, 30, 3), dtype=np.uint16)
+    mask = readout.mask(KEY, 40, 30, 3, 12) if masked else None
+    tables = {"perm": readout.permutation(KEY, 40, 30), "inverse": readout.inverse(KEY, 40, 30)}
+    shuffle_codes(codes, mask=mask, bit_depth=12, **{table: tables[table]})
+    for position in [(0, 0, 0), (39, 29, 2), (17, 3, 1)]:
+        wide = codes.copy()
+        wide[position] = 4096
+        with pytest.raises(ValueError, match="codes of bit depth 12 are at most 4095, got 4096"):
+            shuffle_codes(wide, mask=mask, bit_depth=12, **{table: tables[table]})
+    with pytest.raises(ValueError, match=r"codes of bit depth 8 are at most 255, got \d+"):
+        readout.read_out(KEY, codes, 8)
+
+
 def test_batched_tensors_and_2d_arrays():
     perm = Readout(mode="paper").permutation(KEY, 4, 5)
     batch = torch.randn(3, 2, 4, 5)
