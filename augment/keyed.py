@@ -8,13 +8,13 @@ protected frame through the readout permutation.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import torch
 from torch import nn
 
 from ..privacy import Key, KeyedFrames, Readout, check_fingerprint
-from ..privacy.frames import reorder
 from .forms import KEYED_FORMS, check_keyed
 from .run import Taps, run_taps
 from .tables import Order
@@ -49,8 +49,10 @@ class KeyedAugmentation(nn.Module):
 
     Consecutive flips and crops are fused into the taps before them, so a crop + flip pipeline
     reads each frame once. A KeyedFrames batch is unmasked (exactly, in keyed order), moved into
-    its first frame's order so that one set of taps serves it, augmented, and moved back into
-    each frame's own order at the output size: the scene order is never formed.
+    its first frame's order so that one set of taps serves it, and augmented; it comes back in that
+    order at the output size (each frame's nonce is the first frame's), since moving every frame
+    back would derive each frame's order once more, and a keyed network moves the batch into its
+    own order anyway. The scene order is never formed.
 
     Args:
         augmentations: kornia 2-D augmentations; one with no keyed form is a KeyedAugmentationError.
@@ -77,7 +79,7 @@ class KeyedAugmentation(nn.Module):
         self, x: torch.Tensor | KeyedFrames, params: list[dict[str, torch.Tensor]] | None = None
     ) -> torch.Tensor | KeyedFrames:
         """x: protected frames; params: one dict per augmentation (sampled when None). Returns the
-        augmented frames, a KeyedFrames batch (unmasked, each frame in its own order) for one."""
+        augmented frames, a KeyedFrames batch (unmasked, all in its first frame's order) for one."""
         if isinstance(x, KeyedFrames):
             return self._forward_batch(x, params)
         return self._augment(x, self.order, params)
@@ -88,8 +90,8 @@ class KeyedAugmentation(nn.Module):
         batch = batch.unmasked(key)
         reference = batch.readout_of(0) if len(batch) else batch.readout
         out = self._augment(batch.in_order(key, reference), Order(key, reference), params)
-        readouts = [batch.readout_of(i) for i in range(len(batch))]
-        return batch.with_frames(reorder(out, key, [reference] * len(batch), readouts))
+        nonces = None if batch.nonces is None else batch.nonces[:1] * len(batch)
+        return replace(batch.with_frames(out), nonces=nonces)
 
     def _augment(self, x: torch.Tensor, order: Order, params: list[dict[str, torch.Tensor]] | None) -> torch.Tensor:
         _check_frames(x)

@@ -136,13 +136,12 @@ def reorder(frames: torch.Tensor, key: Key, sources: list[Readout], targets: lis
     if all(source == target for source, target in zip(sources, targets, strict=True)):
         return frames
     height, width = frames.shape[-2:]
-    return _gather_each(
-        frames,
-        [
-            s.inverse(key, height, width)[t.permutation(key, height, width)]
-            for s, t in zip(sources, targets, strict=True)
-        ],
-    )
+    tables: dict[tuple[Readout, Readout], np.ndarray] = {}  # a batch often shares one pair (augmented)
+    for pair in zip(sources, targets, strict=True):
+        if pair not in tables:
+            source, target = pair
+            tables[pair] = source.inverse(key, height, width)[target.permutation(key, height, width)]
+    return _gather_each(frames, [tables[pair] for pair in zip(sources, targets, strict=True)])
 
 
 def _gather_each(frames: torch.Tensor, indices: list[np.ndarray]) -> torch.Tensor:

@@ -5,9 +5,11 @@ import numpy as np
 import pytest
 import torch
 from cases import KEYED_CASES, LAYOUTS, compare
+from torch import nn
 
 from privcam.augment import KeyedAugmentation, keyed_augment
-from privcam.privacy import AdcFormat, Key, KeyMismatchError, Readout, shuffle
+from privcam.nets import to_keyed
+from privcam.privacy import AdcFormat, Key, KeyedFrames, KeyMismatchError, Readout, shuffle
 
 from conftest import protect
 
@@ -70,9 +72,10 @@ def test_quad_readout_refuses_an_output_size_it_cannot_read(key):
 
 
 @pytest.mark.parametrize("mode", ["per_frame", "masked"])
-def test_batches_of_per_frame_and_masked_frames_are_augmented_in_each_frames_own_order(key, mode):
-    """Each frame unmasked and moved into one order, augmented, and moved back into its own order at the
-    output size: the result is each frame's own readout of the augmented scene (the mask removed)."""
+def test_batches_of_per_frame_and_masked_frames_are_augmented_in_one_order(key, mode):
+    """Each frame unmasked and moved into the first frame's order, augmented, and left there at the
+    output size: the result is that order's readout of each augmented scene (the mask removed), and
+    a keyed network reads it as it reads the frames in their own orders."""
     adc = AdcFormat(bit_depth=10, black_level_dn=32)
     codes = torch.randint(0, 1024, (3, 3, 24, 32)).float()
     batch, plain = protect(codes, key, Readout(mode=mode), [7, 8, 9], adc)
@@ -82,9 +85,27 @@ def test_batches_of_per_frame_and_masked_frames_are_augmented_in_each_frames_own
         params.append(aug.forward_parameters(expected.shape))
         expected = aug(expected, params=params[-1])
     out = KeyedAugmentation(augs, key)(batch.with_frames(batch.frames.double()), params)
-    assert out.readout == Readout(mode="per_frame") and out.nonces == [7, 8, 9] and out.shape == (3, 3, 16, 20)
-    for i, nonce in enumerate([7, 8, 9]):
-        order = Readout(mode="per_frame", nonce=nonce).permutation(key, 16, 20)
+    assert out.readout == Readout(mode="per_frame") and out.nonces == [7, 7, 7] and out.shape == (3, 3, 16, 20)
+    order = Readout(mode="per_frame", nonce=7).permutation(key, 16, 20)
+    for i in range(3):
         assert (out.frames[i] - shuffle(expected[i], order)).abs().max().item() <= 1e-6
+    own_orders = KeyedFrames(
+        torch.stack(
+            [
+                shuffle(expected[i], Readout(mode="per_frame", nonce=n).permutation(key, 16, 20))
+                for i, n in enumerate([7, 8, 9])
+            ]
+        ),
+        Readout(mode="per_frame"),
+        [7, 8, 9],
+        key.fingerprint,
+    )
+    net = to_keyed(
+        nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Flatten(), nn.Linear(4 * 16 * 20, 5)).double(),
+        key,
+        (3, 16, 20),
+        readout=Readout(mode="per_frame", nonce=1),
+    )
+    torch.testing.assert_close(net(out), net(own_orders), rtol=0, atol=1e-6)
     with pytest.raises(KeyMismatchError):
         KeyedAugmentation(augs, Key.generate())(batch)
