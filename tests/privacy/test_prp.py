@@ -46,7 +46,7 @@ def test_golden_vectors(key, label, n):
     assert reference_permutation(key, label, n) == GOLDEN[(label, n)]
 
 
-@pytest.mark.parametrize("n", [1, 2, 3, 7, 784, 1000, 4099])
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 784, 1000, 4096, 4097, 4099])
 def test_matches_the_reference_and_inverts(key, n):
     perm = prp_permutation(key, "some/label", n)
     assert perm.tolist() == reference_permutation(key, "some/label", n)
