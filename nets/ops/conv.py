@@ -7,10 +7,7 @@ from torch import nn
 
 from ..stencil import Stencil
 from .depthwise import keyed_depthwise_conv
-from .tokens import from_tokens, gather_reduce, gathered, matmul_rows, to_tokens, transposed_table
-
-# Depthwise convolutions of these dtypes run as one fused kernel on the CPU (depthwise.py).
-FUSED_DTYPES = (torch.float32, torch.float64)
+from .tokens import NUMBA_DTYPES, from_tokens, gather_reduce, gathered, matmul_rows, to_tokens, transposed_table
 
 
 def keyed_conv2d(
@@ -40,7 +37,7 @@ def keyed_conv2d(
 
     elif groups == c_in == c_out:
         w = weight.reshape(c_out, taps).t()
-        if x.device.type == "cpu" and x.dtype in FUSED_DTYPES:
+        if x.device.type == "cpu" and x.dtype in NUMBA_DTYPES:  # one fused kernel (depthwise.py)
             return from_tokens(keyed_depthwise_conv(to_tokens(x), w, bias, table), out_hw)
 
         def reduce(cols: torch.Tensor, start: int, stop: int) -> torch.Tensor:

@@ -16,7 +16,7 @@ CPU_CHUNK_BYTES = 8 * 2**20
 # Below this many rows a BLAS matmul beats the oneDNN 1x1 convolution.
 ONEDNN_MIN_ROWS = 256
 ONEDNN = torch.backends.mkldnn.is_available()
-# Dtypes the numba gather handles (NumPy's own float types).
+# Dtypes the keyed ops' numba kernels handle on the CPU (gathers, max pooling, depthwise convolution).
 NUMBA_DTYPES = (torch.float32, torch.float64)
 
 Reduce = Callable[[torch.Tensor, int, int], torch.Tensor]

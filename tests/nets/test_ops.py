@@ -169,10 +169,10 @@ def gather_kernels(request, monkeypatch):
     """Both ways a CPU float map is gathered: the numba kernels, and torch's own gathers (which
     run on CUDA and for other dtypes)."""
     if request.param == "torch":
-        from privcam.nets.ops import pool, tokens
+        from privcam.nets.ops import conv, pool, tokens
 
-        monkeypatch.setattr(tokens, "NUMBA_DTYPES", ())
-        monkeypatch.setattr(pool, "NUMBA_DTYPES", ())
+        for module in (conv, pool, tokens):
+            monkeypatch.setattr(module, "NUMBA_DTYPES", ())
     return request.param
 
 
