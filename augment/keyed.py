@@ -91,7 +91,7 @@ class KeyedAugmentation(nn.Module):
         reference = batch.readout_of(0) if len(batch) else batch.readout
         out = self._augment(batch.in_order(key, reference), Order(key, reference), params)
         nonces = None if batch.nonces is None else batch.nonces[:1] * len(batch)
-        return replace(batch.with_frames(out), nonces=nonces)
+        return replace(batch, frames=out, nonces=nonces)
 
     def _augment(self, x: torch.Tensor, order: Order, params: list[dict[str, torch.Tensor]] | None) -> torch.Tensor:
         _check_frames(x)

@@ -119,7 +119,7 @@ def shuffle_codes(
     code_mask = np.uint16(2**bit_depth - 1)
     out = np.empty_like(flat)
     kernel = _gather_codes if inverse is None else _scatter_codes
-    if kernel(flat, table, mask_rows, code_mask, out) > code_mask:  # the OR of every code read
+    if np.bitwise_or.reduce(kernel(flat, table, mask_rows, code_mask, out)) > code_mask:  # every code, ORed
         raise ValueError(f"codes of bit depth {bit_depth} are at most {int(code_mask)}, got {int(codes.max())}")
     return out.reshape(codes.shape)
 
@@ -142,7 +142,7 @@ _CHUNKS = 16  # source chunks of the scatter's first pass, for load balance
 @on_torch_threads
 @njit(parallel=True, cache=True, boundscheck=False)
 def _gather_codes(codes, perm, mask, code_mask, out):
-    """out[j] = codes[perm[j]] (+ mask); returns the OR of every code (above code_mask: too wide)."""
+    """out[j] = codes[perm[j]] (+ mask); returns the OR of each block's codes (above code_mask: too wide)."""
     count, channels = codes.shape
     masked = mask.shape[0] > 0
     blocks = (count + 4095) // 4096
@@ -155,15 +155,7 @@ def _gather_codes(codes, perm, mask, code_mask, out):
                 seen |= np.uint64(codes[i, c])
                 out[j, c] = (codes[i, c] + mask[j, c]) & code_mask if masked else codes[i, c]
         bits[block] = seen
-    return _or_all(bits)
-
-
-@njit(cache=True)
-def _or_all(bits):
-    seen = np.uint64(0)
-    for value in bits:
-        seen |= value
-    return seen
+    return bits
 
 
 @on_torch_threads
@@ -172,7 +164,7 @@ def _scatter_codes(codes, inverse, mask, code_mask, out):
     """out[inverse[i]] = codes[i] (+ mask): first each source chunk appends its codes with their
     destinations to the destination blocks' lists (sequential reads, one write stream per block),
     then each block's list is written into the block, which stays in cache. Returns the OR of
-    every code (above code_mask: too wide)."""
+    each source chunk's codes (above code_mask: too wide)."""
     count, channels = codes.shape
     blocks = ((count - 1) >> _BLOCK_BITS) + 1
     chunk = (count + _CHUNKS - 1) // _CHUNKS
@@ -210,7 +202,7 @@ def _scatter_codes(codes, inverse, mask, code_mask, out):
             j = destinations[k]
             for ch in range(channels):
                 out[j, ch] = (values[k, ch] + mask[j, ch]) & code_mask if masked else values[k, ch]
-    return _or_all(bits)
+    return bits
 
 
 def _gather_positions(x: Frames, perm, name: str) -> Frames:

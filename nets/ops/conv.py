@@ -79,9 +79,9 @@ class _KeyedGemmConv(torch.autograd.Function):
         grad_out = grad_out.contiguous()
         needs_tokens, needs_w, needs_bias = ctx.needs_input_grad[:3]
         grad_tokens = grad_w = grad_bias = None
-        rows = tokens.reshape(-1, c_in)
         if needs_tokens or (needs_w and c_out <= c_in):  # gather the output gradient: the smaller rows
             w_t = w.view(c_out, taps, c_in).permute(2, 1, 0).reshape(c_in, taps * c_out)
+            rows = tokens.reshape(-1, c_in)
             grad_w_t = w.new_zeros(taps * c_out, c_in) if needs_w else None
             grad_tokens = tokens.new_empty(tokens.shape) if needs_tokens else None
             for cols, start, stop in gathered(grad_out, transposed, True):
