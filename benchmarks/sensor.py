@@ -1,6 +1,6 @@
 """Sensor simulation speed: frames per second of the full model with keyed readout.
 
-    python benchmarks/sensor.py [--frames N]
+    python benchmarks/sensor.py [--frames N] [--device DEVICE]
 
 Each case captures an sRGB scene (scikit-image's astronaut, resized) through the whole model:
 linearisation, PRNU, shot noise, dark current, DSNU, full well, read/row/column noise, ADC and the
@@ -10,6 +10,9 @@ Targets: >= 60 fps at 640x480 RGB and >= 12 fps at
 1920x1080 RGB on 2 cores, in the default "masked" mode (a fresh order and value mask per frame).
 Then dark against mid-signal frames, 1024x1024 mono (machine_vision_12bit, no key), interleaved:
 a dark frame draws exact Poisson shot noise for every pixel. Target: dark no slower than mid signal.
+With --device (e.g. cuda), the torch capture chain on that device too (Sensor(device=...)): its
+frames checked against the numba kernels' byte for byte, and its frame rate with and without the
+keyed readout (which stays on the CPU). Target on a GPU: >= 240 fps at 1920x1080.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ def bare_numpy_loop(image: np.ndarray):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=20)
+    parser.add_argument("--device", help="also time the torch capture chain on this torch device (cpu, cuda)")
     args = parser.parse_args()
     key = Key.generate()
     astronaut = skimage.data.astronaut()
@@ -68,6 +72,8 @@ def main() -> None:
             rate = fps(lambda s=sensor, i=image: s.capture_image(i, key=key), args.frames)
             results[(label, width)] = rate
             print(f"  {label:<42} {rate:6.1f} fps   {rate / baseline:5.2f}x baseline")
+        if args.device:
+            on_device(image, key, args.device, args.frames, results[("generic_cmos RGB, masked (the default)", width)])
     dark_over_mid = dark_and_mid(args.frames)
     print("\nTargets")
     for width, target in [(640, 60), (1920, 12)]:
@@ -75,6 +81,21 @@ def main() -> None:
         print(f"  {width} wide RGB, masked >= {target} fps: {rate:.1f} fps, {'met' if rate >= target else 'MISSED'}")
     verdict = "met" if dark_over_mid <= 1.0 else "MISSED"
     print(f"  dark frame time / mid-signal frame time <= 1: {dark_over_mid:.2f}, {verdict}")
+
+
+def on_device(image: np.ndarray, key: Key, device: str, frames: int, numba_rate: float) -> None:
+    """The torch chain on `device`: the same frames as the numba kernels, and its frame rates."""
+    numba_sensor = Sensor.from_preset("generic_cmos")
+    device_sensor = Sensor.from_preset("generic_cmos", device=device)
+    device_sensor.nonce_prefix = numba_sensor.nonce_prefix
+    expected, got = (s.capture_image(image, key=key, frame_index=0).data for s in (numba_sensor, device_sensor))
+    differ = int((expected != got).sum())
+    most = int(np.abs(expected.astype(np.int32) - got).max())
+    print(f"  torch chain on {device}: frames equal the numba kernels' in {expected.size - differ} of {expected.size}")
+    print(f"    codes (largest difference {most} DN)")
+    keyed = fps(lambda: device_sensor.capture_image(image, key=key), frames)
+    plain = fps(lambda: device_sensor.capture_image(image), frames)
+    print(f"    masked {keyed:6.1f} fps ({keyed / numba_rate:5.2f}x the numba kernels), no key {plain:6.1f} fps")
 
 
 def dark_and_mid(frames: int) -> float:

@@ -62,8 +62,10 @@ class Captured:
 
 
 def make_sensor(config: RunConfig) -> Sensor | None:
-    """The run's sensor (preset, overrides, seed); None with `sensor: none`."""
-    return Sensor(sensor_config(config), seed=config.sensor.seed) if config.protected else None
+    """The run's sensor (preset, overrides, seed, device); None with `sensor: none`."""
+    if not config.protected:
+        return None
+    return Sensor(sensor_config(config), seed=config.sensor.seed, device=config.sensor.device)
 
 
 def capture_tensors(

@@ -71,6 +71,9 @@ class SensorSection:
     preset: str = "machine_vision_12bit"  # a sensor preset, or "none" to feed scenes directly
     seed: int = field(default=0, metadata=bounds(ge=0))  # temporal noise
     overrides: dict = field(default_factory=dict)  # SensorConfig fields, e.g. {readout: {mode: per_frame}}
+    # where each pixel's charge and code are computed: none for the CPU's numba kernels (fastest there),
+    # or a torch device ("cuda", "cuda:1", "cpu") for the torch chain there (the same frames up to float rounding)
+    device: str | None = None
 
 
 @dataclass

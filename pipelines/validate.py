@@ -77,11 +77,23 @@ def validate(config: RunConfig) -> Any:
     if config.protected and config.sensor.preset in PRESETS.names():
         check(lambda: sensor_config(config))
         check(lambda: _check_sensor_region(config))
+    if config.protected and config.sensor.device is not None:
+        check(lambda: _check_sensor_device(config))
     if config.augment and task is not None:
         check(lambda: _check_augment(config, task))
     if errors:
         raise ConfigError.joined(errors)
     return params
+
+
+def _check_sensor_device(config: RunConfig) -> None:
+    """sensor.device names a torch device this machine has (imports torch, only when it is set)."""
+    from ..sensor.sensor import checked_device
+
+    try:
+        checked_device(config.sensor.device)
+    except ValueError as err:
+        raise ConfigError(f"{config.where('sensor', 'device')}: sensor.device: {err}") from None
 
 
 def _check_augment(config: RunConfig, task: Task) -> None:

@@ -187,7 +187,7 @@ def _count(lam, u):
 @njit(parallel=True, cache=True)
 def _counts(mean, seed, out):
     for i in prange(mean.shape[0]):
-        out[i] = _count(float(mean[i]), _uniform(_key(seed, i)))
+        out[i] = _count(np.float64(mean[i]), _uniform(_key(seed, i)))
 
 
 def poisson_counts(mean_e: torch.Tensor, seed: int) -> torch.Tensor:

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from ..privacy import Key, Readout
+from . import torch_chain
 from .array import Region, cfa_channel_map, column_field, pattern_field, shading_field
 from .config import SensorConfig, load_preset
 from .frame import Frame
@@ -43,14 +44,24 @@ class Sensor:
     A frame's timestamp is the wall clock, or with `epoch` (POSIX seconds) the simulated time
     epoch + frame index * exposure (frames back to back), so that captures repeat byte for byte.
     One Sensor captures one frame at a time (it reuses its buffers); use one per thread.
+
+    Each pixel's charge and code come from numba kernels on the CPU (the fastest there), or with
+    `device` (a torch device: "cuda", "cuda:1", "cpu") from torch_chain's tensor operations on that
+    device, which give the same frame up to float rounding.
     """
 
     def __init__(
-        self, config: SensorConfig, seed: int = 0, nonce_prefix: int | None = None, epoch: float | None = None
+        self,
+        config: SensorConfig,
+        seed: int = 0,
+        nonce_prefix: int | None = None,
+        epoch: float | None = None,
+        device: str | torch.device | None = None,
     ) -> None:
         if not isinstance(config, SensorConfig):
             raise TypeError(f"expected a SensorConfig, got {type(config).__name__}")
         self.config = config
+        self.device = None if device is None else checked_device(device)
         self.seed = int(seed)
         self.epoch = None if epoch is None else float(epoch)
         self.nonce_prefix = secrets.randbits(64) if nonce_prefix is None else int(nonce_prefix)
@@ -61,9 +72,9 @@ class Sensor:
         self._buffers_shape: tuple[int, ...] | None = None
 
     @classmethod
-    def from_preset(cls, name: str, seed: int = 0, **overrides) -> Sensor:
+    def from_preset(cls, name: str, seed: int = 0, device: str | torch.device | None = None, **overrides) -> Sensor:
         config = load_preset(name)
-        return cls(config.replace(**overrides) if overrides else config, seed)
+        return cls(config.replace(**overrides) if overrides else config, seed, device=device)
 
     @property
     def input_channels(self) -> int:
@@ -196,9 +207,10 @@ class Sensor:
         return Region.of_frame(tuple(frame_hw), c.array_hw, c.roi_offset, c.binning)
 
     def _expose(self, radiance: np.ndarray, index: int) -> np.ndarray:
-        """Electrons, noise and ADC in physical order; returns uint16 (H, W) or (H, W, C). Two
-        parallel passes after the mean signal: every pixel's charge (noise.pixel_electrons), then
-        the response's bend, row and column noise and the ADC (pixels.electrons_to_dn).
+        """Electrons, noise and ADC in physical order; returns uint16 (H, W) or (H, W, C). After the
+        mean signal, every pixel's charge (noise.pixel_electrons), then the response's bend, row and
+        column noise and the ADC (pixels.electrons_to_dn): two parallel numba passes, or their torch
+        forms (torch_chain) on the sensor's device.
         """
         c = self.config
         sigma_px = c.blur_sigma_photosites / c.binning
@@ -208,43 +220,45 @@ class Sensor:
             )
             radiance = blurred.reshape(radiance.shape)
         scene = torch.from_numpy(np.ascontiguousarray(radiance, dtype=np.float32))  # may share the caller's memory
+        if self.device is not None:
+            scene = scene.to(self.device)
         if c.cfa != "none":
             scene = _mosaic(scene, c.cfa)
         patterns = self._fixed_patterns(scene.shape)
-        work = self._workspace(scene.shape)
         # the pixels' normals and Poisson uniforms, the clipped pixels' read noise, the row noise
         seeds = [int(s) for s in np.random.SeedSequence(_frame_seed(self.seed, index)).generate_state(3, np.uint64)]
 
         # a binned pixel sums b*b photosites: their dark signal, full wells and read noise variances add up
         photosites = c.binning**2
         full_well_e, read_noise_e = c.full_well_e * photosites, c.read_noise_e * c.binning
-        mean_e = torch.mul(scene, patterns["gain"], out=work["mean"])
+        buffers = self._workspace(scene.shape) if self.device is None else None  # the numba kernels' outputs
+        mean_e = torch.mul(scene, patterns["gain"], out=None if buffers is None else buffers["mean"])
         dark_e = c.dark_current_at_temperature_e_per_s * c.exposure_s
         if "dark" in patterns:  # each photosite's own dark current (DCNU, hot pixels), summed over the bin
             mean_e.add_(patterns["dark"], alpha=dark_e)
         else:
             mean_e.add_(dark_e * photosites)
-        electrons = pixel_electrons(
-            mean_e, patterns["dsnu"], full_well_e, read_noise_e, (seeds[0], seeds[1]), work["electrons"]
-        )
         height, _, channels = scene.shape
         rows = torch.zeros(height, channels)
         if c.row_noise_e > 0:  # each of a pixel's b photosite rows adds b times its row's noise
             _standard_normal(rows, seeds[2]).mul_(c.row_noise_e * c.binning**1.5)
-        out = electrons_to_dn(
-            electrons.numpy(),
-            rows.numpy(),
-            patterns["columns"][0].numpy(),
-            full_well_e,
-            c.nonlinearity,
-            c.system_gain_dn_per_e,
-            c.black_level_dn,
-            c.max_dn,
-        )
+        adc = (full_well_e, c.nonlinearity, c.system_gain_dn_per_e, c.black_level_dn, c.max_dn)
+        if self.device is None:
+            electrons = pixel_electrons(
+                mean_e, patterns["dsnu"], full_well_e, read_noise_e, (seeds[0], seeds[1]), buffers["electrons"]
+            )
+            out = electrons_to_dn(electrons.numpy(), rows.numpy(), patterns["columns"][0].numpy(), *adc)
+        else:
+            electrons = torch_chain.pixel_electrons(
+                mean_e, patterns["dsnu"], full_well_e, read_noise_e, (seeds[0], seeds[1])
+            )
+            codes = torch_chain.electrons_to_dn(electrons, rows.to(self.device), patterns["columns"][0], *adc)
+            out = codes.to(torch.uint16).cpu().numpy()
         return out[..., 0] if out.shape[2] == 1 else out
 
     def _workspace(self, shape: torch.Size) -> dict[str, torch.Tensor]:
-        """Float buffers reused frame after frame: fresh large buffers cost page faults every frame."""
+        """The numba kernels' float buffers, reused frame after frame: fresh large buffers cost page
+        faults every frame."""
         if self._buffers_shape != tuple(shape):
             self._buffers = {name: torch.empty(shape) for name in ("mean", "electrons")}
             self._buffers_shape = tuple(shape)
@@ -285,6 +299,8 @@ class Sensor:
                 region.bin(c.dsnu_e * pattern_field(c.serial, "dsnu", region, channels), "sum")
             )
             patterns["columns"] = torch.from_numpy(np.ascontiguousarray(columns, dtype=np.float32))
+            if self.device is not None:
+                patterns = {name: pattern.to(self.device) for name, pattern in patterns.items()}
             self._patterns[key] = patterns
         return self._patterns[key]
 
@@ -328,8 +344,21 @@ def _standard_normal(out: torch.Tensor, seed: int) -> torch.Tensor:
 def _mosaic(scene: torch.Tensor, cfa: str) -> torch.Tensor:
     """(H, W, 3) radiance -> (H, W, 1): each photosite keeps the channel of its colour filter."""
     height, width = scene.shape[:2]
-    channel = torch.from_numpy(cfa_channel_map(cfa, height, width))
+    channel = torch.from_numpy(cfa_channel_map(cfa, height, width)).to(scene.device)
     return torch.gather(scene, 2, channel.unsqueeze(-1))
+
+
+def checked_device(device: str | torch.device) -> torch.device:
+    """A torch device a Sensor can capture on; an unknown or unavailable one is a ValueError."""
+    try:
+        checked = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f"unknown torch device {device!r}: expected e.g. 'cpu', 'cuda' or 'cuda:1'") from error
+    if checked.type == "cuda" and (not torch.cuda.is_available() or (checked.index or 0) >= torch.cuda.device_count()):
+        raise ValueError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA devices")
+    if checked.type not in ("cpu", "cuda"):
+        raise ValueError(f"device {device!r}: a sensor captures on 'cpu' or 'cuda'")
+    return checked
 
 
 def _frame_seed(seed: int, index: int) -> int:

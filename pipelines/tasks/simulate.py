@@ -17,6 +17,7 @@ import hashlib
 import json
 import math
 import multiprocessing
+import os
 import secrets
 import time
 from collections.abc import Callable, Iterator
@@ -175,7 +176,11 @@ def _capture_shard(job: _Job, stream: SceneStream, shard: int, advance: Callable
         return len(span)
     # A sensor per shard: its record of used nonces stays the size of a shard.
     sensor = Sensor(
-        sensor_config(job.config), seed=job.config.sensor.seed, nonce_prefix=job.nonce_prefix, epoch=job.epoch
+        sensor_config(job.config),
+        seed=job.config.sensor.seed,
+        nonce_prefix=job.nonce_prefix,
+        epoch=job.epoch,
+        device=_rank_device(job.config.sensor.device),
     )
     key = _load_key(job.key_path)
     frames = _frames(sensor, key, job, span, scenes, advance)
@@ -184,6 +189,13 @@ def _capture_shard(job: _Job, stream: SceneStream, shard: int, advance: Callable
     with atomic_write(part, "w") as f:
         json.dump({**record, "rows": rows}, f)
     return 0
+
+
+def _rank_device(device: str | None) -> str | None:
+    """Under torchrun, "cuda" is each rank's own GPU (its LOCAL_RANK); a numbered device is kept."""
+    if device == "cuda" and "LOCAL_RANK" in os.environ:
+        return f"cuda:{int(os.environ['LOCAL_RANK']) % torch.cuda.device_count()}"
+    return device
 
 
 @functools.cache

@@ -98,7 +98,7 @@ def sensors_by_mode(sensor: Sensor, seed: int) -> dict[str, Sensor]:
     """The sensor with its readout in each protection mode: the window's n key cycles through them."""
     readout = sensor.config.readout
     return {
-        mode: Sensor(sensor.config.replace(readout=dataclasses.replace(readout, mode=mode)), seed)
+        mode: Sensor(sensor.config.replace(readout=dataclasses.replace(readout, mode=mode)), seed, device=sensor.device)
         for mode in PROTECTION_MODES
     }
 

@@ -44,6 +44,10 @@ def test_validate_names_file_line_field_and_allowed_values(workdir, capsys):
     assert main(["validate", str(path)]) == 2
     assert "sensor.preset is 'phone'; allowed: generic_cmos" in capsys.readouterr().err
 
+    path.write_text("name: x\ntask: {name: train}\nsensor: {device: tpu}\n")
+    assert main(["validate", str(path)]) == 2
+    assert f"{path}:3: sensor.device: unknown torch device 'tpu'" in capsys.readouterr().err
+
     path.write_text(
         "name: x\ntask: {name: train}\naugment:\n  - RandomHorizontalFlip\n  - {name: RandomCropp, size: [8, 8]}\n"
     )

@@ -97,6 +97,18 @@ def test_shards_hold_the_frames_the_sensor_gives_and_resume_per_shard(workdir):
     assert {p.name: p.read_bytes() for p in (out / "shards").iterdir()} == before
 
 
+def test_a_shard_captured_again_on_a_torch_device_is_the_same(workdir):
+    """The torch chain gives the numba kernels' frames: a run resumed with sensor.device keeps its shards."""
+    simulate(workdir)
+    shards = workdir / "runs/sim/shards"
+    before = {p.name: p.read_bytes() for p in shards.iterdir()}
+    (shards / "000001.tar").unlink()
+    config = synthetic_run({"name": "simulate", "shard_size": 6}, name="sim", data=SCENES, sensor={"device": "cpu"})
+    again = run(load_run_config(write_config(workdir / "sim.yaml", **config)))
+    assert again["resumed_frames"] == 14
+    assert {p.name: p.read_bytes() for p in shards.iterdir()} == before
+
+
 def test_a_frame_sample_that_is_not_one_is_refused():
     frame = Frame(np.zeros((4, 5), np.uint16), {"shape": [4, 5]})
     sample = frame.to_sample()
