@@ -8,6 +8,7 @@ key and readout, so that frames of one mode, key or size never meet a network ma
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -98,23 +99,45 @@ class KeyedFrames:
             return self
         _, channels, height, width = self.frames.shape
         bits = self.adc.bit_depth
-        masks = torch.stack(
-            [mask_tensor(self.readout_of(i).mask(key, height, width, channels, bits)) for i in range(len(self))]
-        )
-        values = remove_mask_inputs(self.frames, masks, self.adc)
+        masks = self._each_frame(lambda nonces: self.readout.masks(key, nonces, height, width, channels, bits))
+        values = remove_mask_inputs(self.frames, mask_tensor(masks), self.adc)
         return replace(self, frames=values, readout=dataclasses.replace(self.readout, mode="per_frame"))
 
     def reveal(self, key: Key) -> torch.Tensor:
         """The frames (B, C, H, W) in scene order, for the key holder: unmasked and unshuffled."""
         height, width = self.frames.shape[-2:]
-        inverses = [self.readout_of(i).inverse(key, height, width) for i in range(len(self))]
+        if self.nonces is None:
+            inverses = self.readout.inverse(key, height, width)[None]
+        else:
+            inverses = self._each_frame(lambda nonces: self.readout.inverses(key, nonces, height, width))
         return _gather_each(self.unmasked(key).frames, inverses)
 
     def in_order(self, key: Key, readout: Readout) -> torch.Tensor:
         """The frames (B, C, H, W), every one moved into `readout`'s order (a keyed order: the scene
-        order is never formed), so that one set of index tables reads the whole batch."""
+        order is never formed), so that one set of index tables reads the whole batch.
+        out[i].flat[j] = frames[i].flat[inverse_i[permutation[j]]], with inverse_i frame i's inverse
+        order and permutation `readout`'s: frames already in that order are left as they are."""
         check_fingerprint(key, self.key_fingerprint, "these frames were")
-        return reorder(self.frames, key, [self.readout_of(i) for i in range(len(self))], [readout] * len(self))
+        height, width = self.frames.shape[-2:]
+        permutation = readout.permutation(key, height, width)
+        if self.nonces is None:
+            if readout == self.readout:
+                return self.frames
+            return _gather_each(self.frames, self.readout.inverse(key, height, width)[None, permutation])
+        if len(set(self.nonces)) == 1 and readout == self.readout_of(0):
+            return self.frames
+        tables = self._each_frame(lambda nonces: self.readout.inverses(key, nonces, height, width)[:, permutation])
+        return _gather_each(self.frames, tables)
+
+    def _each_frame(self, derive: Callable[[list[int]], np.ndarray]) -> np.ndarray:
+        """derive(nonces) (one row per nonce) for this batch's distinct nonces, one row per frame:
+        each nonce is derived once (an augmented batch shares its first frame's nonce)."""
+        nonces = list(dict.fromkeys(self.nonces))
+        rows = derive(nonces)
+        if len(nonces) == len(self):
+            return rows
+        index = {nonce: row for row, nonce in enumerate(nonces)}
+        return rows[[index[nonce] for nonce in self.nonces]]
 
     def with_frames(self, frames: torch.Tensor, readout: Readout | None = None) -> KeyedFrames:
         """The same frames' description for new values (an augmented batch; `readout` when the mode
@@ -129,25 +152,10 @@ class KeyedFrames:
         return replace(self, frames=self.frames.to(*args, **kwargs))
 
 
-def reorder(frames: torch.Tensor, key: Key, sources: list[Readout], targets: list[Readout]) -> torch.Tensor:
-    """Frames (B, C, H, W), frame i from order sources[i] into order targets[i], both keyed:
-    out[i].flat[j] = frames[i].flat[inverse_source[permutation_target[j]]]. Frames already in their
-    target order are left as they are."""
-    if all(source == target for source, target in zip(sources, targets, strict=True)):
-        return frames
-    height, width = frames.shape[-2:]
-    tables: dict[tuple[Readout, Readout], np.ndarray] = {}  # a batch often shares one pair (augmented)
-    for pair in zip(sources, targets, strict=True):
-        if pair not in tables:
-            source, target = pair
-            tables[pair] = source.inverse(key, height, width)[target.permutation(key, height, width)]
-    return _gather_each(frames, [tables[pair] for pair in zip(sources, targets, strict=True)])
-
-
-def _gather_each(frames: torch.Tensor, indices: list[np.ndarray]) -> torch.Tensor:
-    """out[i].flat[j] = frames[i].flat[indices[i][j]] over the (H, W) positions of each frame."""
+def _gather_each(frames: torch.Tensor, indices: np.ndarray) -> torch.Tensor:
+    """out[i].flat[j] = frames[i].flat[indices[i, j]] over the (H, W) positions of each frame."""
     batch, channels = frames.shape[:2]
-    index = torch.from_numpy(np.stack(indices)).to(frames.device).unsqueeze(1).expand(batch, channels, -1)
+    index = torch.from_numpy(np.asarray(indices)).to(frames.device).unsqueeze(1).expand(batch, channels, -1)
     return torch.gather(frames.reshape(batch, channels, -1), 2, index).reshape(frames.shape)
 
 

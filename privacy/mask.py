@@ -68,25 +68,34 @@ def mask_values(key: Key, label: str, count: int, bit_depth: int) -> np.ndarray:
     The keystream is computed in parts on torch's thread count (OpenSSL runs without the GIL):
     part k starts at ChaCha20 block b_k, the block counter that the 16-byte nonce's first four
     bytes hold (little-endian), so the parts join into the one stream."""
+    return mask_rows(key, [label], count, bit_depth)[0]
+
+
+def mask_rows(key: Key, labels: list[str], count: int, bit_depth: int) -> np.ndarray:
+    """mask_values of several labels (a batch of frames), (len(labels), count) uint16: each frame's
+    keystream in parts as mask_values makes it, a frame too small to split in one part of its own."""
     if not isinstance(key, Key):
         raise TypeError(f"expected a privcam Key, got {type(key).__name__}")
-    chacha_key = hashlib.shake_256(_DOMAIN + key.secret + label.encode("utf-8")).digest(32)
-    stream = np.empty(count, dtype="<u2")
+    stream = np.empty((len(labels), count), dtype="<u2")
     blocks = -(-2 * count // _CHACHA_BLOCK)
     parts = max(1, min(_parallel_parts(), blocks // _MIN_PART_BLOCKS))
     bounds = [blocks * k // parts for k in range(parts + 1)]
-    output = memoryview(stream.view(np.uint8))
+    output = memoryview(stream.reshape(-1).view(np.uint8))
+    chacha_keys = [hashlib.shake_256(_DOMAIN + key.secret + label.encode("utf-8")).digest(32) for label in labels]
 
-    def encrypt(part: int) -> None:
+    def encrypt(row: int, part: int) -> None:
         first, end = bounds[part] * _CHACHA_BLOCK, min(bounds[part + 1] * _CHACHA_BLOCK, 2 * count)
         nonce = bounds[part].to_bytes(4, "little") + bytes(12)
-        encryptor = Cipher(algorithms.ChaCha20(chacha_key, nonce), mode=None).encryptor()
-        encryptor.update_into(bytes(end - first), output[first:end])
+        encryptor = Cipher(algorithms.ChaCha20(chacha_keys[row], nonce), mode=None).encryptor()
+        offset = 2 * count * row
+        encryptor.update_into(bytes(end - first), output[offset + first : offset + end])
 
     if parts == 1:
-        encrypt(0)
+        for row in range(len(labels)):
+            encrypt(row, 0)
     else:
-        list(_keystream_pool().map(encrypt, range(parts)))
+        jobs = [(row, part) for row in range(len(labels)) for part in range(parts)]
+        list(_keystream_pool().map(lambda job: encrypt(*job), jobs))
     return np.bitwise_and(stream, np.uint16(2**bit_depth - 1), out=stream)
 
 
@@ -124,10 +133,11 @@ def remove_mask_inputs(values: torch.Tensor, masks: torch.Tensor, adc: AdcFormat
 
 
 def mask_tensor(mask: np.ndarray) -> torch.Tensor:
-    """A mask (H, W, C) uint16 as float32 (C, H, W), as remove_mask_inputs takes it."""
+    """A mask (H, W, C) uint16 as float32 (C, H, W), or masks (B, H, W, C) as (B, C, H, W), as
+    remove_mask_inputs takes them."""
     import torch
 
-    return torch.from_numpy(mask.astype(np.float32)).permute(2, 0, 1).contiguous()
+    return torch.from_numpy(mask.astype(np.float32)).movedim(-1, -3).contiguous()
 
 
 def apply_mask(codes: np.ndarray, mask: np.ndarray, bit_depth: int) -> np.ndarray:

@@ -15,7 +15,7 @@ Construction "privcam-prp-v1" (pinned by golden vectors in tests/privacy/test_pr
 
 perm[j] = E(j) is the plain position shown at keyed position j, as for the key schedule.
 Any one position or its inverse costs ROUNDS table reads (`prp_positions`); whole permutations are
-computed by a parallel numba kernel (`prp_permutation`).
+computed by a parallel numba kernel (`prp_permutation`, or `prp_permutations` for a batch of labels).
 """
 
 from __future__ import annotations
@@ -43,22 +43,37 @@ def grid(n: int) -> tuple[int, int]:
 def round_tables(key: Key, label: str, n: int) -> tuple[np.ndarray, np.ndarray]:
     """TX (ROUNDS, b) with values in [0, a) and TY (ROUNDS, a) with values in [0, b), uint32
     (unsigned, so the kernels index them without negative-index checks)."""
+    tx, ty = _round_tables(key, [label], n)
+    return tx[0], ty[0]
+
+
+def _round_tables(key: Key, labels: list[str], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """round_tables of each label, stacked: (len(labels), ROUNDS, b) and (len(labels), ROUNDS, a)."""
     if not isinstance(key, Key):
         raise TypeError(f"expected a privcam Key, got {type(key).__name__}")
     if not isinstance(n, int | np.integer) or n < 1:
         raise ValueError(f"a permutation needs n >= 1 positions, got {n!r}")
     a, b = grid(int(n))
-    seed = _DOMAIN + key.secret + label.encode("utf-8") + b"\0" + int(n).to_bytes(8, "little")
-    values = np.frombuffer(hashlib.shake_256(seed).digest(8 * ROUNDS * (a + b)), dtype="<u8")
-    tx = (values[: ROUNDS * b] % np.uint64(a)).astype(np.uint32).reshape(ROUNDS, b)
-    ty = (values[ROUNDS * b :] % np.uint64(b)).astype(np.uint32).reshape(ROUNDS, a)
+    size, suffix = 8 * ROUNDS * (a + b), b"\0" + int(n).to_bytes(8, "little")
+    digests = b"".join(
+        hashlib.shake_256(_DOMAIN + key.secret + label.encode("utf-8") + suffix).digest(size) for label in labels
+    )
+    values = np.frombuffer(digests, dtype="<u8").reshape(len(labels), ROUNDS * (a + b))
+    tx = (values[:, : ROUNDS * b] % np.uint64(a)).astype(np.uint32).reshape(-1, ROUNDS, b)
+    ty = (values[:, ROUNDS * b :] % np.uint64(b)).astype(np.uint32).reshape(-1, ROUNDS, a)
     return tx, ty
 
 
 def prp_permutation(key: Key, label: str, n: int, inverse: bool = False) -> np.ndarray:
     """The whole permutation (n,) int64, perm[j] = E(j); with inverse=True, E^-1 (the inverse permutation)."""
-    tx, ty = round_tables(key, label, n)
-    out = np.empty(int(n), np.int64)
+    return prp_permutations(key, [label], n, inverse)[0]
+
+
+def prp_permutations(key: Key, labels: list[str], n: int, inverse: bool = False) -> np.ndarray:
+    """The permutations (len(labels), n) int64 of several labels (a batch of frames' orders) in one
+    parallel kernel call: row i is prp_permutation(key, labels[i], n, inverse)."""
+    tx, ty = _round_tables(key, labels, n)
+    out = np.empty((len(labels), int(n)), np.int64)
     _all_positions(int(n), tx, ty, inverse, out)
     return out
 
@@ -102,10 +117,14 @@ def _walk(index, n, tx, ty, inverse):
 
 @on_torch_threads
 @njit(parallel=True, cache=True, boundscheck=False, fastmath=True)
-def _all_positions(n, tx, ty, inverse, out):
-    a, b = np.uint32(ty.shape[1]), np.uint32(tx.shape[1])
-    rounds = tx.shape[0]
-    for block in prange((n + _BLOCK - 1) // _BLOCK):
+def _all_positions(n, tx_all, ty_all, inverse, out):
+    """out[f] = the permutation of round tables tx_all[f], ty_all[f], block by block over every frame."""
+    a, b = np.uint32(ty_all.shape[2]), np.uint32(tx_all.shape[2])
+    rounds = tx_all.shape[1]
+    blocks = (n + _BLOCK - 1) // _BLOCK
+    for item in prange(out.shape[0] * blocks):
+        frame, block = item // blocks, item % blocks
+        tx, ty = tx_all[frame], ty_all[frame]
         start = block * _BLOCK
         count = min(start + _BLOCK, n) - start
         xs = np.empty(_BLOCK, np.uint32)
@@ -139,11 +158,12 @@ def _all_positions(n, tx, ty, inverse, out):
                 for j in range(count):
                     y = ys[j] + tyr[xs[j]]
                     ys[j] = y - b if y >= b else y
+        row = out[frame]
         for j in range(count):
             index = np.int64(xs[j]) * b + ys[j]
             if index >= n:
                 index = _walk(index, n, tx, ty, inverse)
-            out[start + j] = index
+            row[start + j] = index
 
 
 @njit(cache=True)

@@ -80,9 +80,7 @@ class Readout:
                     "a 'paper' readout has one order per key and frame size and takes no nonce; "
                     "use mode 'masked' or 'per_frame' for a fresh order per frame"
                 )
-            if not _integer(self.nonce) or not 0 <= self.nonce < 2**NONCE_BITS:
-                raise ReadoutError(f"readout.nonce must be an integer in [0, 2^{NONCE_BITS}), got {self.nonce!r}")
-            object.__setattr__(self, "nonce", int(self.nonce))
+            object.__setattr__(self, "nonce", _checked_nonce(self.nonce))
 
     @property
     def per_frame(self) -> bool:
@@ -129,6 +127,14 @@ class Readout:
 
     def check_size(self, height: int, width: int) -> None:
         """Raise ReadoutError unless frames of height x width can be read out in this order."""
+        self._check_units(height, width)
+        if self.per_frame and self.nonce is None:
+            raise ReadoutError(
+                f"a '{self.mode}' readout needs the frame's nonce (readout.for_frame(nonce)): "
+                "each frame has its own order"
+            )
+
+    def _check_units(self, height: int, width: int) -> None:
         if not (_integer(height) and _integer(width) and height >= 1 and width >= 1):
             raise ReadoutError(f"frame size must be positive integers, got {height!r}x{width!r}")
         size = self.unit_size
@@ -137,22 +143,19 @@ class Readout:
                 f"a {self.unit} readout moves {size}x{size} units: it needs H and W divisible by {size}, "
                 f"got {height}x{width}"
             )
-        if self.per_frame and self.nonce is None:
-            raise ReadoutError(
-                f"a '{self.mode}' readout needs the frame's nonce (readout.for_frame(nonce)): "
-                "each frame has its own order"
-            )
 
     def label(self, height: int, width: int) -> str:
         """The key schedule label of this readout at this size (DESIGN.md, "Labels")."""
         self.check_size(height, width)
+        label = self._stream_label(height, width)
+        return label if self.nonce is None else f"{label}/nonce/{self.nonce}"
+
+    def _stream_label(self, height: int, width: int) -> str:
         label = f"readout/{height}x{width}"
         if self.unit == "quad":
             label += "/quad"
         elif self.unit == "block":
             label += f"/block{self.block}"
-        if self.nonce is not None:
-            label += f"/nonce/{self.nonce}"
         return label
 
     def permutation(self, key: Key, height: int, width: int) -> np.ndarray:
@@ -183,6 +186,51 @@ class Readout:
             raise ReadoutError(f"a '{self.mode}' readout has no value mask; mode 'masked' has one")
         self._check(key, height, width)
         return _mask(self, key, int(height), int(width), int(channels), int(bit_depth))
+
+    def masks(self, key: Key, nonces: list[int], height: int, width: int, channels: int, bit_depth: int) -> np.ndarray:
+        """The value masks of a batch of frames of a stream in this readout (mode "masked", no nonce
+        of its own), (B, H, W, C) uint16: row i is self.for_frame(nonces[i]).mask(...). Derived
+        together and not cached: what keyed training and inference take for every batch."""
+        from .mask import mask_rows
+
+        if not self.masked:
+            raise ReadoutError(f"a '{self.mode}' readout has no value mask; mode 'masked' has one")
+        labels = self._frame_labels(key, nonces, height, width)
+        masks = mask_rows(key, labels, int(height) * int(width) * int(channels), int(bit_depth))
+        return masks.reshape(len(labels), int(height), int(width), int(channels))
+
+    def inverses(self, key: Key, nonces: list[int], height: int, width: int) -> np.ndarray:
+        """The inverse permutations of a batch of frames of a stream in this readout (a per-frame
+        mode, no nonce of its own), (B, H*W) int64: row i is self.for_frame(nonces[i]).inverse(key,
+        H, W), the keyed PRP of every frame in one kernel call."""
+        import numpy as np
+
+        from .prp import prp_permutations
+        from .schedule import unit_to_pixel_permutation
+
+        labels = self._frame_labels(key, nonces, height, width)
+        size = self.unit_size
+        units = prp_permutations(key, labels, (height // size) * (width // size), inverse=True)
+        if size == 1:
+            return units
+        pixels = np.empty((len(labels), height * width), np.int64)
+        for row, unit_inverse in zip(pixels, units, strict=True):
+            row[:] = unit_to_pixel_permutation(unit_inverse, height, width, size)
+        return pixels
+
+    def _frame_labels(self, key: Key, nonces: list[int], height: int, width: int) -> list[str]:
+        """The schedule labels of frames of a stream in this readout, after the checks for_frame,
+        label and _check make."""
+        if not self.per_frame or self.nonce is not None:
+            raise ReadoutError(
+                f"frames are ordered by their nonces in a stream's readout (mode 'per_frame' or 'masked', "
+                f"no nonce of its own), not in a {self}"
+            )
+        if not isinstance(key, Key):
+            raise TypeError(f"expected a privcam Key, got {type(key).__name__}")
+        self._check_units(height, width)
+        label = self._stream_label(height, width)
+        return [f"{label}/nonce/{_checked_nonce(nonce)}" for nonce in nonces]
 
     def read_out(self, key: Key, codes: np.ndarray, bit_depth: int) -> np.ndarray:
         """What the camera sends: ADC codes (H, W) or (H, W, C), uint8 or uint16, in physical order,
@@ -221,6 +269,12 @@ class Readout:
 
 def _integer(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _checked_nonce(nonce: Any) -> int:
+    if not _integer(nonce) or not 0 <= nonce < 2**NONCE_BITS:
+        raise ReadoutError(f"readout.nonce must be an integer in [0, 2^{NONCE_BITS}), got {nonce!r}")
+    return int(nonce)
 
 
 def _permutation(readout: Readout, key: Key, height: int, width: int) -> np.ndarray:

@@ -12,7 +12,7 @@ from scipy import stats
 
 from privcam.privacy import AdcFormat, Readout
 from privcam.privacy import mask as mask_module
-from privcam.privacy.mask import apply_mask, mask_tensor, mask_values, remove_mask, remove_mask_inputs
+from privcam.privacy.mask import apply_mask, mask_rows, mask_tensor, mask_values, remove_mask, remove_mask_inputs
 
 GOLDEN = [53176, 30895, 32470, 51210, 21035, 28176, 13177, 16387, 8197, 44591, 26752, 15152]
 
@@ -39,6 +39,14 @@ def test_a_mask_made_in_parts_is_the_one_keystream(key, threads, count):
     finally:
         torch.set_num_threads(before)
     assert values.shape == (count,) and np.array_equal(values, np.frombuffer(stream, "<u2") & 4095)
+    other = "readout/big/nonce/10"
+    try:
+        torch.set_num_threads(threads)
+        rows = mask_rows(key, [other, label, other], count, 12)  # a batch's frames, each in parts
+    finally:
+        torch.set_num_threads(before)
+    assert np.array_equal(rows[1], values) and np.array_equal(rows[0], rows[2])
+    assert np.array_equal(rows[0], mask_values(key, other, count, 12))
 
 
 _FORKED_KEY = []  # a key is never pickled: a forked child finds it here

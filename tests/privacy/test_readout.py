@@ -2,9 +2,13 @@
 
 import numpy as np
 import pytest
+import torch
 
-from privcam.privacy import Readout, ReadoutError, permutation
+from privcam.privacy import Readout, ReadoutError, permutation, shuffle
+from privcam.privacy.mask import AdcFormat
 from privcam.privacy.prp import prp_permutation
+
+from conftest import protect
 
 
 def test_golden_readout_vectors(key):
@@ -113,3 +117,45 @@ def test_the_nonce_policy_gives_each_frame_of_a_stream_its_own_order():
     assert stream.of_frame(5, nonce=9).nonce == 9
     with pytest.raises(ReadoutError, match="frame index"):
         stream.of_frame(2**32)
+
+
+@pytest.mark.parametrize(("unit", "block"), [("pixel", None), ("quad", None), ("block", 4)])
+def test_a_batch_of_frames_orders_and_masks_are_each_frames_own(key, unit, block):
+    """Derived together (one PRP kernel call, one keystream per frame), row i is what the frame's
+    own readout gives, repeated nonces included."""
+    stream = Readout(unit=unit, block=block)
+    nonces = [7, 2**96 - 1, 7, 0, np.int64(12)]
+    inverses = stream.inverses(key, nonces, 8, 12)
+    masks = stream.masks(key, nonces, 8, 12, 3, 10)
+    assert inverses.shape == (5, 96) and masks.shape == (5, 8, 12, 3) and masks.dtype == np.uint16
+    for i, nonce in enumerate(nonces):
+        frame = stream.for_frame(nonce)
+        assert np.array_equal(inverses[i], frame.inverse(key, 8, 12))
+        assert np.array_equal(masks[i], frame.mask(key, 8, 12, 3, 10))
+    assert stream.inverses(key, [], 8, 12).shape == (0, 96)
+
+
+def test_a_batch_of_frames_needs_a_streams_readout_and_valid_nonces(key):
+    with pytest.raises(ReadoutError, match=r"in a stream's readout .* not in a pixel readout, paper mode"):
+        Readout(mode="paper").inverses(key, [1], 4, 4)
+    with pytest.raises(ReadoutError, match="not in a pixel readout, masked mode, nonce 3"):
+        Readout().for_frame(3).inverses(key, [1], 4, 4)
+    with pytest.raises(ReadoutError, match="'per_frame' readout has no value mask"):
+        Readout(mode="per_frame").masks(key, [1], 4, 4, 1, 8)
+    for nonce in (-1, 2**96, "1", True):
+        with pytest.raises(ReadoutError, match=r"readout.nonce must be an integer in \[0, 2\^96\)"):
+            Readout().masks(key, [1, nonce], 4, 4, 1, 8)
+    with pytest.raises(ReadoutError, match="divisible by 2, got 5x4"):
+        Readout(unit="quad").inverses(key, [1], 5, 4)
+    with pytest.raises(TypeError, match="Key"):
+        Readout().inverses(b"\0" * 32, [1], 4, 4)
+
+
+def test_keyed_frames_reveal_and_reorder_a_batch_of_repeated_nonces(key):
+    """Each frame's mask and order come from its own nonce however often the batch repeats it."""
+    adc = AdcFormat(bit_depth=10, black_level_dn=64)
+    codes = torch.randint(0, 1024, (5, 2, 6, 8)).float()
+    batch, plain = protect(codes, key, Readout(), [4, 9, 4, 4, 1], adc)
+    assert torch.equal(batch.reveal(key), plain)
+    target = Readout(mode="per_frame", nonce=9)
+    assert torch.equal(batch.unmasked(key).in_order(key, target), shuffle(plain, target.permutation(key, 6, 8)))
