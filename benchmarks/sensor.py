@@ -75,6 +75,8 @@ def main() -> None:
         if args.device:
             on_device(image, key, args.device, args.frames, results[("generic_cmos RGB, masked (the default)", width)])
     dark_over_mid = dark_and_mid(args.frames)
+    if args.device:
+        print(f"  dark / mid: {dark_and_mid(args.frames, args.device):.2f}")
     print("\nTargets")
     for width, target in [(640, 60), (1920, 12)]:
         rate = results[("generic_cmos RGB, masked (the default)", width)]
@@ -98,9 +100,9 @@ def on_device(image: np.ndarray, key: Key, device: str, frames: int, numba_rate:
     print(f"    masked {keyed:6.1f} fps ({keyed / numba_rate:5.2f}x the numba kernels), no key {plain:6.1f} fps")
 
 
-def dark_and_mid(frames: int) -> float:
+def dark_and_mid(frames: int, device: str | None = None) -> float:
     """Median time of a dark 1024x1024 frame over a mid-signal one, interleaved frame by frame."""
-    sensor = Sensor.from_preset("machine_vision_12bit")
+    sensor = Sensor.from_preset("machine_vision_12bit", device=device)
     c = sensor.config
     fields = {
         "dark": np.zeros((1024, 1024), np.float32),
@@ -115,7 +117,8 @@ def dark_and_mid(frames: int) -> float:
             sensor.capture_photons(field)
             times[name].append(time.perf_counter() - start)
     dark, mid = (statistics.median(times[name]) for name in fields)
-    print(f"\n1024x1024 mono, no key: dark frame {dark * 1000:.1f} ms, mid signal {mid * 1000:.1f} ms")
+    chain = "numba kernels" if device is None else f"torch chain on {device}"
+    print(f"\n1024x1024 mono, no key, {chain}: dark frame {dark * 1000:.1f} ms, mid signal {mid * 1000:.1f} ms")
     return dark / mid
 
 

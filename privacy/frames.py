@@ -119,14 +119,17 @@ class KeyedFrames:
         order and permutation `readout`'s: frames already in that order are left as they are."""
         check_fingerprint(key, self.key_fingerprint, "these frames were")
         height, width = self.frames.shape[-2:]
+        if self.nonces is None:
+            in_order = readout == self.readout
+        else:
+            in_order = len(set(self.nonces)) == 1 and readout == self.readout_of(0)
+        if in_order:
+            return self.frames
         permutation = readout.permutation(key, height, width)
         if self.nonces is None:
-            if readout == self.readout:
-                return self.frames
-            return _gather_each(self.frames, self.readout.inverse(key, height, width)[None, permutation])
-        if len(set(self.nonces)) == 1 and readout == self.readout_of(0):
-            return self.frames
-        tables = self._each_frame(lambda nonces: self.readout.inverses(key, nonces, height, width)[:, permutation])
+            tables = self.readout.inverse(key, height, width)[None, permutation]
+        else:
+            tables = self._each_frame(lambda nonces: self.readout.inverses(key, nonces, height, width)[:, permutation])
         return _gather_each(self.frames, tables)
 
     def _each_frame(self, derive: Callable[[list[int]], np.ndarray]) -> np.ndarray:

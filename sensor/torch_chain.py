@@ -48,8 +48,12 @@ def _mix(z: torch.Tensor) -> torch.Tensor:
 
 def stream_keys(seed: int, count: int, device: torch.device) -> torch.Tensor:
     """Draw 0 of pixels 0..count-1 of the stream `seed` (noise._key), int64 (count,)."""
-    index = torch.arange(1, count + 1, dtype=torch.int64, device=device)
-    return _mix(index * _GOLDEN_I64 + _signed(seed))
+    return keys_at(seed, torch.arange(count, dtype=torch.int64, device=device))
+
+
+def keys_at(seed: int, pixels: torch.Tensor) -> torch.Tensor:
+    """Draw 0 of the given pixels (int64 indices) of the stream `seed`."""
+    return _mix((pixels + 1) * _GOLDEN_I64 + _signed(seed))
 
 
 def _split(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -167,10 +171,7 @@ def pixel_electrons(
         full_well_e, read_noise_e: electrons.
         seeds: the streams of z (and the Poisson uniforms) and of z'.
     """
-    full_well, read_noise = (
-        float(torch.tensor(full_well_e, dtype=torch.float32)),
-        float(torch.tensor(read_noise_e, dtype=torch.float32)),
-    )
+    full_well, read_noise = float(np.float32(full_well_e)), float(np.float32(read_noise_e))  # as numba gets them
     m, offset = mean_e.reshape(-1).double(), dsnu_e.reshape(-1).double()
     keys = stream_keys(seeds[0], m.numel(), m.device)
     z = normals(keys)
@@ -184,7 +185,7 @@ def pixel_electrons(
     if clipped.numel():
         mc = m[clipped]
         shot = mc + torch.sqrt(mc) * z[clipped]
-        z2 = normals(_mix(((clipped + 1) * _GOLDEN_I64) + _signed(seeds[1])))
+        z2 = normals(keys_at(seeds[1], clipped))
         out[clipped] = torch.clamp(shot + offset[clipped], max=full_well) + read_noise * z2
     return out.float().reshape(mean_e.shape)
 
