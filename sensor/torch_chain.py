@@ -60,7 +60,7 @@ def _split(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """noise._split: (hz, iz, u) of 64-bit draws."""
     hz = _shr(z, 32) - 2147483648
     iz = z & (_LAYERS - 1)
-    u = ((_shr(z, 7) & 0x1FFFFFF).double() + 0.5) * (1.0 / 33554432.0)
+    u = (((z >> 7) & 0x1FFFFFF).double() + 0.5) * (1.0 / 33554432.0)  # the mask drops the sign bits
     return hz, iz, u
 
 
@@ -71,7 +71,7 @@ def _draw(keys: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor, torch
 
 def uniforms(keys: torch.Tensor) -> torch.Tensor:
     """noise._uniform of draws 0: float64 in [0, 1) from bits 7 to 30."""
-    return (_shr(keys, 7) & 0xFFFFFF).double() * (1.0 / 16777216.0)
+    return ((keys >> 7) & 0xFFFFFF).double() * (1.0 / 16777216.0)  # the mask drops the sign bits
 
 
 @functools.cache
@@ -175,11 +175,26 @@ def pixel_electrons(
     m, offset = mean_e.reshape(-1).double(), dsnu_e.reshape(-1).double()
     keys = stream_keys(seeds[0], m.numel(), m.device)
     z = normals(keys)
-    out = m + torch.sqrt(m + read_noise * read_noise) * z + offset
-    dim = (m < POISSON_EXACT_BELOW_E).nonzero().squeeze(1)
-    if dim.numel():
-        shot = poisson_counts(m[dim], uniforms(keys[dim]))
-        out[dim] = torch.clamp(shot + offset[dim], max=full_well) + read_noise * z[dim]
+
+    def gaussian(m, z, offset):  # shot and read noise as one Gaussian
+        return m + torch.sqrt(m + read_noise * read_noise) * z + offset
+
+    def poisson(m, keys, z, offset):  # exact Poisson shot noise, clipped, then read noise
+        return torch.clamp(poisson_counts(m, uniforms(keys)) + offset, max=full_well) + read_noise * z
+
+    # The more common case over the whole frame, the other on its pixels only, so that a dark
+    # frame costs what a bright one does. Over the whole frame, a bright pixel walks no CDF (mean 0).
+    dim = m < POISSON_EXACT_BELOW_E
+    if 2 * int(dim.sum()) <= m.numel():
+        out = gaussian(m, z, offset)
+        index = dim.nonzero().squeeze(1)
+        if index.numel():
+            out[index] = poisson(m[index], keys[index], z[index], offset[index])
+    else:
+        out = poisson(torch.where(dim, m, 0.0), keys, z, offset)
+        index = (~dim).nonzero().squeeze(1)
+        if index.numel():
+            out[index] = gaussian(m[index], z[index], offset[index])
     clipped = ((m >= POISSON_EXACT_BELOW_E) & (m + CLIP_MARGIN_SIGMA * torch.sqrt(m) + offset >= full_well)).nonzero()
     clipped = clipped.squeeze(1)
     if clipped.numel():
