@@ -4,11 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from privcam.privacy import Readout, ReadoutError, permutation, shuffle
-from privcam.privacy.mask import AdcFormat
+from privcam.privacy import KeyedFrames, Readout, ReadoutError, permutation, shuffle
+from privcam.privacy.mask import AdcFormat, mask_tensor
 from privcam.privacy.prp import prp_permutation
-
-from conftest import protect
 
 
 def test_golden_readout_vectors(key):
@@ -155,7 +153,14 @@ def test_keyed_frames_reveal_and_reorder_a_batch_of_repeated_nonces(key):
     """Each frame's mask and order come from its own nonce however often the batch repeats it."""
     adc = AdcFormat(bit_depth=10, black_level_dn=64)
     codes = torch.randint(0, 1024, (5, 2, 6, 8)).float()
-    batch, plain = protect(codes, key, Readout(), [4, 9, 4, 4, 1], adc)
+    nonces = [4, 9, 4, 4, 1]
+    sent = []  # what the camera sends: each frame in its own order, masked
+    for frame, nonce in zip(codes, nonces, strict=True):
+        readout = Readout().for_frame(nonce)
+        mask = mask_tensor(readout.mask(key, 6, 8, 2, 10))
+        sent.append(torch.remainder(shuffle(frame, readout.permutation(key, 6, 8)) + mask, 1024))
+    batch = KeyedFrames(adc.to_unit(torch.stack(sent)).float(), Readout(), nonces, key.fingerprint, adc)
+    plain = adc.to_unit(codes).float()
     assert torch.equal(batch.reveal(key), plain)
     target = Readout(mode="per_frame", nonce=9)
     assert torch.equal(batch.unmasked(key).in_order(key, target), shuffle(plain, target.permutation(key, 6, 8)))
