@@ -12,7 +12,7 @@ Then dark against mid-signal frames, 1024x1024 mono (machine_vision_12bit, no ke
 a dark frame draws exact Poisson shot noise for every pixel. Target: dark no slower than mid signal.
 With --device (e.g. cuda), the torch capture chain on that device too (Sensor(device=...)): its
 frames checked against the numba kernels' byte for byte, and its frame rate with and without the
-keyed readout (which stays on the CPU). Target on a GPU: >= 240 fps at 1920x1080.
+keyed readout (on the device, but for the mask's keystream). Target on a GPU: >= 240 fps at 1920x1080.
 """
 
 from __future__ import annotations

@@ -22,12 +22,16 @@ from __future__ import annotations
 
 import hashlib
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numba import njit, prange
 
 from ..base.threads import on_torch_threads
 from .keys import Key
+
+if TYPE_CHECKING:
+    import torch
 
 ROUNDS = 4  # double rounds: 8 half rounds, as many as FF3-1's Feistel
 _DOMAIN = b"privcam-prp-v1\0"
@@ -75,6 +79,34 @@ def prp_permutations(key: Key, labels: list[str], n: int, inverse: bool = False)
     tx, ty = _round_tables(key, labels, n)
     out = np.empty((len(labels), int(n)), np.int64)
     _all_positions(int(n), tx, ty, inverse, out)
+    return out
+
+
+def prp_permutation_tensor(key: Key, label: str, n: int, inverse: bool = False, device: str = "cpu") -> torch.Tensor:
+    """prp_permutation computed by tensor operations on a torch device (n,) int64, equal to the
+    kernel's: the round tables (a few KB) go to the device, every position walks the rounds at once
+    and the few that land past n walk again."""
+    import torch
+
+    tx, ty = (torch.from_numpy(t.astype(np.int64)).to(device) for t in round_tables(key, label, n))
+    a, b = grid(int(n))
+
+    def walk(index: torch.Tensor) -> torch.Tensor:
+        x, y = index // b, index % b
+        for r in range(ROUNDS - 1, -1, -1) if inverse else range(ROUNDS):
+            if inverse:
+                y = (y - ty[r, x]) % b
+                x = (x - tx[r, y]) % a
+            else:
+                x = (x + tx[r, y]) % a
+                y = (y + ty[r, x]) % b
+        return x * b + y
+
+    out = walk(torch.arange(int(n), device=device))
+    outside = (out >= n).nonzero().squeeze(1)
+    while outside.numel():  # cycle-walking: E again until the index lands below n
+        out[outside] = walk(out[outside])
+        outside = outside[out[outside] >= n]
     return out
 
 

@@ -17,6 +17,7 @@ from .keys import Key
 
 if TYPE_CHECKING:
     import numpy as np
+    import torch
 
 READOUT_UNITS: tuple[str, ...] = ("pixel", "quad", "block")
 PROTECTION_MODES: tuple[str, ...] = ("paper", "per_frame", "masked")
@@ -247,6 +248,43 @@ class Readout:
             return shuffle_codes(codes, inverse=self.inverse(key, height, width), mask=mask, bit_depth=bit_depth)
         return shuffle_codes(codes, perm=self.permutation(key, height, width), mask=mask, bit_depth=bit_depth)
 
+    def read_out_tensor(self, key: Key, codes: torch.Tensor, bit_depth: int) -> torch.Tensor:
+        """read_out for codes in a torch tensor, on its device (a sensor capturing on a GPU): (H, W)
+        or (H, W, C) integer codes below 2^bit_depth in physical order -> the same shape and dtype in
+        this readout's keyed order, masked in the "masked" mode. A per-frame order is derived on the
+        device (prp_permutation_tensor), a paper-mode one is the cached permutation, uploaded; the
+        mask's keystream comes from OpenSSL on the CPU, uploaded."""
+        import numpy as np
+        import torch
+
+        from .prp import prp_permutation_tensor
+        from .shuffle import index_tensor
+
+        integer = isinstance(codes, torch.Tensor) and not (
+            codes.dtype.is_floating_point or codes.dtype.is_complex or codes.dtype == torch.bool
+        )
+        if not integer or codes.dim() not in (2, 3):
+            found = f"{codes.dtype} of shape {tuple(codes.shape)}" if isinstance(codes, torch.Tensor) else type(codes)
+            raise ValueError(f"expected integer codes (H, W) or (H, W, C) in a torch tensor, got {found}")
+        if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= 2**bit_depth):
+            raise ValueError(f"codes must lie in [0, 2^{bit_depth}) for a {bit_depth}-bit readout")
+        height, width = codes.shape[:2]
+        self._check(key, height, width)
+        if self.per_frame:
+            size = self.unit_size
+            units = prp_permutation_tensor(
+                key, self.label(height, width), (height // size) * (width // size), device=codes.device
+            )
+            perm = units if size == 1 else _pixels_of_units(units, height, width, size)
+        else:
+            perm = index_tensor(self.permutation(key, height, width), codes.device)
+        keyed = codes.reshape(height * width, -1)[perm]
+        if self.masked:
+            mask = self.mask(key, height, width, keyed.shape[1], bit_depth).astype(np.int32)
+            masked = keyed.to(torch.int32) + torch.from_numpy(mask).to(codes.device).reshape(keyed.shape)
+            keyed = (masked & (2**bit_depth - 1)).to(codes.dtype)
+        return keyed.reshape(codes.shape)
+
     def to_dict(self) -> dict[str, Any]:
         """The readout as JSON-safe data (Frame metadata, checkpoints, captured datasets)."""
         return dataclasses.asdict(self)
@@ -269,6 +307,18 @@ class Readout:
 
 def _integer(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _pixels_of_units(unit_perm: torch.Tensor, height: int, width: int, size: int) -> torch.Tensor:
+    """schedule.unit_to_pixel_permutation in tensor operations, on unit_perm's device."""
+    import torch
+
+    units_w = width // size
+    source = unit_perm.view(height // size, 1, units_w, 1)
+    offsets = torch.arange(size, device=unit_perm.device)
+    rows = (source // units_w) * size + offsets.view(1, size, 1, 1)
+    columns = (source % units_w) * size + offsets.view(1, 1, 1, size)
+    return (rows * width + columns).reshape(-1)
 
 
 def _checked_nonce(nonce: Any) -> int:

@@ -47,7 +47,8 @@ class Sensor:
 
     Each pixel's charge and code come from numba kernels on the CPU (the fastest there), or with
     `device` (a torch device: "cuda", "cuda:1", "cpu") from torch_chain's tensor operations on that
-    device, which give the same frame up to float rounding.
+    device, which give the same frame up to float rounding, and the keyed readout there too
+    (Readout.read_out_tensor).
     """
 
     def __init__(
@@ -156,7 +157,10 @@ class Sensor:
         self.frame_index = index + 1
         dn = self._expose(radiance, index)
         if readout is not None:
-            dn = readout.read_out(key, dn, self.config.bit_depth)
+            read_out = readout.read_out if self.device is None else readout.read_out_tensor
+            dn = read_out(key, dn, self.config.bit_depth)
+        if self.device is not None:
+            dn = dn.to(torch.uint16).cpu().numpy()
         return Frame(dn, self._metadata(dn, key, readout, index))
 
     def _claim_nonce(self, key: Key, nonce: int) -> None:
@@ -207,7 +211,8 @@ class Sensor:
         return Region.of_frame(tuple(frame_hw), c.array_hw, c.roi_offset, c.binning)
 
     def _expose(self, radiance: np.ndarray, index: int) -> np.ndarray:
-        """Electrons, noise and ADC in physical order; returns uint16 (H, W) or (H, W, C). After the
+        """Electrons, noise and ADC in physical order; returns codes (H, W) or (H, W, C), uint16 in
+        numpy, or on the sensor's device int32 in a torch tensor. After the
         mean signal, every pixel's charge (noise.pixel_electrons), then the response's bend, row and
         column noise and the ADC (pixels.electrons_to_dn): two parallel numba passes, or their torch
         forms (torch_chain) on the sensor's device.
@@ -252,8 +257,7 @@ class Sensor:
             electrons = torch_chain.pixel_electrons(
                 mean_e, patterns["dsnu"], full_well_e, read_noise_e, (seeds[0], seeds[1])
             )
-            codes = torch_chain.electrons_to_dn(electrons, rows.to(self.device), patterns["columns"][0], *adc)
-            out = codes.to(torch.uint16).cpu().numpy()
+            out = torch_chain.electrons_to_dn(electrons, rows.to(self.device), patterns["columns"][0], *adc)
         return out[..., 0] if out.shape[2] == 1 else out
 
     def _workspace(self, shape: torch.Size) -> dict[str, torch.Tensor]:

@@ -6,9 +6,10 @@ import math
 
 import numpy as np
 import pytest
+import torch
 from scipy import stats
 
-from privcam.privacy.prp import ROUNDS, prp_permutation, prp_positions
+from privcam.privacy.prp import ROUNDS, prp_permutation, prp_permutation_tensor, prp_permutations, prp_positions
 
 # Golden vectors for the test key 00..1f: these must never change.
 GOLDEN = {
@@ -57,6 +58,20 @@ def test_matches_the_reference_and_inverts(key, n):
     assert np.array_equal(prp_positions(key, "some/label", n, picks, inverse=True), inverse[picks])
     with pytest.raises(ValueError, match=r"positions must lie in \[0"):
         prp_positions(key, "some/label", n, np.array([n]))
+    tensor = prp_permutation_tensor(key, "some/label", n)  # the device form: the same walk in tensors
+    assert tensor.dtype == torch.int64 and np.array_equal(tensor.numpy(), perm)
+    assert np.array_equal(prp_permutation_tensor(key, "some/label", n, inverse=True).numpy(), inverse)
+
+
+def test_a_batch_of_labels_in_one_kernel_call_gives_each_labels_permutation(key):
+    labels = ["a", "b", "a", "c"]
+    for n in (5, 4097, 12345):  # 12345 and 4097 cycle-walk (a * b > n), 4097 spans two kernel blocks
+        for inverse in (False, True):
+            batch = prp_permutations(key, labels, n, inverse)
+            assert batch.shape == (4, n)
+            for row, label in zip(batch, labels, strict=True):
+                assert np.array_equal(row, prp_permutation(key, label, n, inverse))
+    assert prp_permutations(key, [], 9).shape == (0, 9)
 
 
 def test_depends_on_key_and_label(key, other_key):

@@ -164,3 +164,37 @@ def test_keyed_frames_reveal_and_reorder_a_batch_of_repeated_nonces(key):
     assert torch.equal(batch.reveal(key), plain)
     target = Readout(mode="per_frame", nonce=9)
     assert torch.equal(batch.unmasked(key).in_order(key, target), shuffle(plain, target.permutation(key, 6, 8)))
+
+
+@pytest.mark.parametrize(
+    "readout",
+    [
+        Readout(mode="paper"),
+        Readout(mode="per_frame", nonce=5),
+        Readout(nonce=2**96 - 1),
+        Readout(unit="quad", nonce=3),
+        Readout(unit="block", block=4, mode="paper"),
+        Readout(unit="block", block=4, nonce=9),
+    ],
+)
+@pytest.mark.parametrize("shape", [(8, 12), (8, 12, 3)])
+def test_a_readout_of_codes_in_a_tensor_is_the_cameras(key, readout, shape):
+    """read_out_tensor (a sensor on a torch device) sends what read_out sends, in the codes' dtype."""
+    codes = np.random.default_rng(0).integers(0, 4096, shape).astype(np.uint16)
+    sent = readout.read_out_tensor(key, torch.from_numpy(codes.astype(np.int32)), 12)
+    assert sent.dtype == torch.int32 and np.array_equal(sent.numpy(), readout.read_out(key, codes, 12))
+
+
+def test_a_readout_of_codes_in_a_tensor_refuses_what_read_out_refuses(key):
+    readout = Readout(nonce=1)
+    for codes, message in [
+        (torch.zeros(4, 4), "expected integer codes"),
+        (np.zeros((4, 4), np.int32), "expected integer codes"),
+        (torch.zeros(2, 4, 4, 1, dtype=torch.int32), "expected integer codes"),
+        (torch.full((4, 4), 4096), r"codes must lie in \[0, 2\^12\)"),
+        (torch.full((4, 4), -1), r"codes must lie in \[0, 2\^12\)"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            readout.read_out_tensor(key, codes, 12)
+    with pytest.raises(ReadoutError, match="needs the frame's nonce"):
+        Readout().read_out_tensor(key, torch.zeros(4, 4, dtype=torch.int32), 12)
