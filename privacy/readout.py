@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
@@ -186,7 +187,7 @@ class Readout:
         if not self.masked:
             raise ReadoutError(f"a '{self.mode}' readout has no value mask; mode 'masked' has one")
         self._check(key, height, width)
-        return _mask(self, key, int(height), int(width), int(channels), int(bit_depth))
+        return _mask(self, key, int(height), int(width), int(channels), _checked_bits(bit_depth))
 
     def masks(self, key: Key, nonces: list[int], height: int, width: int, channels: int, bit_depth: int) -> np.ndarray:
         """The value masks of a batch of frames of a stream in this readout (mode "masked", no nonce
@@ -197,7 +198,7 @@ class Readout:
         if not self.masked:
             raise ReadoutError(f"a '{self.mode}' readout has no value mask; mode 'masked' has one")
         labels = self._frame_labels(key, nonces, height, width)
-        masks = mask_rows(key, labels, int(height) * int(width) * int(channels), int(bit_depth))
+        masks = mask_rows(key, labels, int(height) * int(width) * int(channels), _checked_bits(bit_depth))
         return masks.reshape(len(labels), int(height), int(width), int(channels))
 
     def inverses(self, key: Key, nonces: list[int], height: int, width: int) -> np.ndarray:
@@ -229,6 +230,8 @@ class Readout:
             )
         if not isinstance(key, Key):
             raise TypeError(f"expected a privcam Key, got {type(key).__name__}")
+        if isinstance(nonces, str | bytes) or not isinstance(nonces, Iterable):
+            raise ReadoutError(f"nonces are a list of integers, one per frame, got {type(nonces).__name__}")
         self._check_units(height, width)
         label = self._stream_label(height, width)
         return [f"{label}/nonce/{_checked_nonce(nonce)}" for nonce in nonces]
@@ -266,6 +269,7 @@ class Readout:
         if not integer or codes.dim() not in (2, 3):
             found = f"{codes.dtype} of shape {tuple(codes.shape)}" if isinstance(codes, torch.Tensor) else type(codes)
             raise ValueError(f"expected integer codes (H, W) or (H, W, C) in a torch tensor, got {found}")
+        _checked_bits(bit_depth)
         if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= 2**bit_depth):
             raise ValueError(f"codes must lie in [0, 2^{bit_depth}) for a {bit_depth}-bit readout")
         height, width = codes.shape[:2]
@@ -319,6 +323,12 @@ def _pixels_of_units(unit_perm: torch.Tensor, height: int, width: int, size: int
     rows = (source // units_w) * size + offsets.view(1, size, 1, 1)
     columns = (source % units_w) * size + offsets.view(1, 1, 1, size)
     return (rows * width + columns).reshape(-1)
+
+
+def _checked_bits(bit_depth: Any) -> int:
+    if not _integer(bit_depth) or not 1 <= bit_depth <= 16:
+        raise ReadoutError(f"an ADC's bit depth is an integer 1..16, got {bit_depth!r}")
+    return int(bit_depth)
 
 
 def _checked_nonce(nonce: Any) -> int:

@@ -143,6 +143,9 @@ def test_a_batch_of_frames_needs_a_streams_readout_and_valid_nonces(key):
     for nonce in (-1, 2**96, "1", True):
         with pytest.raises(ReadoutError, match=r"readout.nonce must be an integer in \[0, 2\^96\)"):
             Readout().masks(key, [1, nonce], 4, 4, 1, 8)
+    for nonces in (None, 3, "12"):
+        with pytest.raises(ReadoutError, match="nonces are a list of integers, one per frame"):
+            Readout().inverses(key, nonces, 4, 4)
     with pytest.raises(ReadoutError, match="divisible by 2, got 5x4"):
         Readout(unit="quad").inverses(key, [1], 5, 4)
     with pytest.raises(TypeError, match="Key"):
@@ -196,5 +199,12 @@ def test_a_readout_of_codes_in_a_tensor_refuses_what_read_out_refuses(key):
     ]:
         with pytest.raises(ValueError, match=message):
             readout.read_out_tensor(key, codes, 12)
+    for bits in (0, 17, 12.0):
+        with pytest.raises(ReadoutError, match=r"bit depth is an integer 1\.\.16"):
+            readout.read_out_tensor(key, torch.zeros(4, 4, dtype=torch.int32), bits)
+        with pytest.raises(ReadoutError, match=r"bit depth is an integer 1\.\.16"):
+            readout.mask(key, 4, 4, 1, bits)
+        with pytest.raises(ReadoutError, match=r"bit depth is an integer 1\.\.16"):
+            Readout().masks(key, [1], 4, 4, 1, bits)
     with pytest.raises(ReadoutError, match="needs the frame's nonce"):
         Readout().read_out_tensor(key, torch.zeros(4, 4, dtype=torch.int32), 12)
