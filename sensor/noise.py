@@ -41,11 +41,16 @@ _LAYERS = 128
 _R = 3.442619855899  # where the ziggurat's base strip ends and the tail begins
 
 
+# SplitMix64's output function: z ^= z >> 30, z *= M1, z ^= z >> 27, z *= M2, z ^= z >> 31
+MIX_SHIFTS = (30, 27, 31)
+MIX_MULTIPLIERS = (0xBF58476D1CE4E5B9, 0x94D049BB133111EB)
+
+
 @njit(inline="always")
 def _mix(z):
-    z = (z ^ (z >> uint64(30))) * uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> uint64(27))) * uint64(0x94D049BB133111EB)
-    return z ^ (z >> uint64(31))
+    z = (z ^ (z >> uint64(MIX_SHIFTS[0]))) * uint64(MIX_MULTIPLIERS[0])
+    z = (z ^ (z >> uint64(MIX_SHIFTS[1]))) * uint64(MIX_MULTIPLIERS[1])
+    return z ^ (z >> uint64(MIX_SHIFTS[2]))
 
 
 @njit(inline="always")

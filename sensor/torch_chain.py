@@ -19,7 +19,17 @@ import functools
 import numpy as np
 import torch
 
-from .noise import _GOLDEN, _LAYERS, _MAX_COUNT, _R, CLIP_MARGIN_SIGMA, POISSON_EXACT_BELOW_E, tables
+from .noise import (
+    _GOLDEN,
+    _LAYERS,
+    _MAX_COUNT,
+    _R,
+    CLIP_MARGIN_SIGMA,
+    MIX_MULTIPLIERS,
+    MIX_SHIFTS,
+    POISSON_EXACT_BELOW_E,
+    tables,
+)
 from .pixels import NONLINEAR_KNEE
 
 
@@ -30,8 +40,7 @@ def _signed(value: int) -> int:
 
 
 _GOLDEN_I64 = _signed(_GOLDEN)
-_M1 = _signed(0xBF58476D1CE4E5B9)
-_M2 = _signed(0x94D049BB133111EB)
+_M1, _M2 = (_signed(m) for m in MIX_MULTIPLIERS)
 
 
 def _shr(z: torch.Tensor, bits: int) -> torch.Tensor:
@@ -41,9 +50,9 @@ def _shr(z: torch.Tensor, bits: int) -> torch.Tensor:
 
 def _mix(z: torch.Tensor) -> torch.Tensor:
     """SplitMix64's output function (noise._mix)."""
-    z = (z ^ _shr(z, 30)) * _M1
-    z = (z ^ _shr(z, 27)) * _M2
-    return z ^ _shr(z, 31)
+    z = (z ^ _shr(z, MIX_SHIFTS[0])) * _M1
+    z = (z ^ _shr(z, MIX_SHIFTS[1])) * _M2
+    return z ^ _shr(z, MIX_SHIFTS[2])
 
 
 def stream_keys(seed: int, count: int, device: torch.device) -> torch.Tensor:
