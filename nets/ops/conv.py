@@ -31,9 +31,11 @@ def keyed_conv2d(
         w = weight.permute(0, 2, 3, 1).reshape(c_out, taps * c_in)
         if transposed is not None:
             return from_tokens(_KeyedGemmConv.apply(to_tokens(x), w, bias, table, transposed, zero_row), out_hw)
+        if not (torch.is_grad_enabled() and (x.requires_grad or w.requires_grad)):
+            return from_tokens(_gemm_rows(to_tokens(x), w, bias, table, zero_row), out_hw)
 
         def reduce(cols: torch.Tensor, start: int, stop: int) -> torch.Tensor:
-            return _rows_times(cols, w, bias)
+            return matmul_rows(cols.flatten(1), w, bias)
 
     elif groups == c_in == c_out:
         w = weight.reshape(c_out, taps).t()
@@ -68,7 +70,7 @@ class _KeyedGemmConv(torch.autograd.Function):
     def forward(ctx, tokens, w, bias, table, transposed, zero_row):
         ctx.save_for_backward(tokens, w, table, transposed)
         ctx.zero_row = zero_row
-        return gather_reduce(tokens, table, zero_row, lambda cols, start, stop: _rows_times(cols, w, bias))
+        return _gemm_rows(tokens, w, bias, table, zero_row)
 
     @staticmethod
     def backward(ctx, grad_out):
@@ -87,7 +89,7 @@ class _KeyedGemmConv(torch.autograd.Function):
             for cols, start, stop in gathered(grad_out, transposed, True):
                 cols = cols.view(cols.shape[0], taps * c_out)
                 if needs_tokens:
-                    grad_tokens.view(-1, c_in)[start:stop] = matmul_rows(cols, w_t, None)
+                    matmul_rows(cols, w_t, None, out=grad_tokens.view(-1, c_in)[start:stop])
                 if needs_w:
                     grad_w_t.addmm_(cols.t(), rows[start:stop])
             if needs_w:
@@ -103,9 +105,17 @@ class _KeyedGemmConv(torch.autograd.Function):
         return grad_tokens, grad_w, grad_bias, None, None, None
 
 
-def _rows_times(cols: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """cols (N, taps, C) as (N, taps*C) rows @ w (C_out, taps*C).T + bias."""
-    return matmul_rows(cols.flatten(1), w, bias)
+def _gemm_rows(
+    tokens: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None, table: torch.Tensor, zero_row: bool
+) -> torch.Tensor:
+    """The gathered taps of each output row times w: tokens (B, L_in, C), w (C_out, taps*C),
+    table (L_out, taps) -> (B, L_out, C_out), each chunk's GEMM writing its own output rows.
+    Not for autograd to record (a GEMM into given rows has no gradient)."""
+    out = tokens.new_empty(tokens.shape[0], table.shape[0], w.shape[0])
+    rows = out.view(-1, w.shape[0])
+    for cols, start, stop in gathered(tokens, table, zero_row):
+        matmul_rows(cols.flatten(1), w, bias, out=rows[start:stop])
+    return out
 
 
 class KeyedConv2d(nn.Module):

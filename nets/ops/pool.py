@@ -23,13 +23,14 @@ def keyed_max_pool2d(x: torch.Tensor, table: torch.Tensor, out_hw: tuple[int, in
 
 
 def _max_and_winners(tokens: torch.Tensor, table: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """tokens (B, L_in, C), table (L_out, window) -> the windows' maxima (B, L_out, C) and, as
-    int64, the tap of each that nn.MaxPool2d takes: the first largest (a window holding NaN gives
-    NaN, and its gradient goes to one of its NaNs)."""
+    """tokens (B, L_in, C), table (L_out, window) -> the windows' maxima (B, L_out, C) and the tap
+    of each that nn.MaxPool2d takes: the first largest (a window holding NaN gives NaN, and its
+    gradient goes to one of its NaNs). Taps are uint8 from the CPU kernel for windows of up to 256
+    taps (an eighth of int64's memory traffic), int64 otherwise."""
     batch, _, channels = tokens.shape
     if tokens.device.type == "cpu" and tokens.dtype in NUMBA_DTYPES:
         values = tokens.new_empty(batch, table.shape[0], channels)
-        winners = torch.empty(values.shape, dtype=torch.int64)
+        winners = torch.empty(values.shape, dtype=torch.uint8 if table.shape[1] <= 256 else torch.int64)
         _max_rows(tokens.detach().contiguous().numpy(), table.numpy(), values.numpy(), winners.numpy())
         return values, winners
     values, winners = [], []
@@ -57,10 +58,11 @@ class _KeyedMaxPool(torch.autograd.Function):
     def backward(ctx, grad_out):
         winners, table = ctx.saved_tensors
         batch, n_out, channels = grad_out.shape
-        grad_tokens = grad_out.new_zeros(batch, ctx.in_length, channels)
         if grad_out.device.type == "cpu" and grad_out.dtype in NUMBA_DTYPES:
+            grad_tokens = grad_out.new_empty(batch, ctx.in_length, channels)
             _max_rows_backward(grad_out.contiguous().numpy(), table.numpy(), winners.numpy(), grad_tokens.numpy())
             return grad_tokens, None
+        grad_tokens = grad_out.new_zeros(batch, ctx.in_length, channels)
         # each output's winning input row within its sample: table[j, tap]
         rows = table.long().repeat(batch, 1).gather(1, winners.view(-1, channels)).view(batch, n_out, channels)
         if torch.bincount(table.view(-1)).max() > 1:  # overlapping windows: an input can win twice
@@ -96,13 +98,18 @@ def _max_rows(tokens, table, values, winners):
 @on_torch_threads
 @njit(parallel=True, cache=True)
 def _max_rows_backward(grad_out, table, winners, grad_tokens):
-    """grad_tokens[b, table[j, winners[b, j, c]], c] += grad_out[b, j, c], grad_tokens starting at
-    zero: one task per sample, so no two tasks write the same value (windows may overlap)."""
+    """grad_tokens[b, table[j, winners[b, j, c]], c] += grad_out[b, j, c], over a grad_tokens each
+    task zeroes first: one task per sample, so no two tasks write the same value (windows may
+    overlap), and a sample's gradient (one map) stays in cache between zeroing and adding."""
     batch, n_out, channels = grad_out.shape
     for b in prange(batch):
+        grad = grad_tokens[b]
+        for i in range(grad.shape[0]):
+            for c in range(channels):
+                grad[i, c] = 0
         for j in range(n_out):
             for c in range(channels):
-                grad_tokens[b, table[j, winners[b, j, c]], c] += grad_out[b, j, c]
+                grad[table[j, winners[b, j, c]], c] += grad_out[b, j, c]
 
 
 def keyed_weighted_sum2d(

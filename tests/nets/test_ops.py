@@ -277,17 +277,44 @@ def test_keyed_conv_backward_as_gathers(layer, transposable, gather_kernels):
         torch.testing.assert_close(conv.weight.grad, layer.weight.grad, atol=1e-4, rtol=1e-4)
 
 
-@pytest.mark.parametrize("pool", [nn.MaxPool2d(2), nn.MaxPool2d(3, 2, padding=1), nn.MaxPool2d((2, 3), 1)], ids=repr)
-def test_keyed_max_pool_sends_each_gradient_to_the_plain_winner(pool, gather_kernels):
+@pytest.mark.parametrize(
+    ("pool", "hw"),
+    [
+        (nn.MaxPool2d(2), (9, 10)),
+        (nn.MaxPool2d(3, 2, padding=1), (9, 10)),
+        (nn.MaxPool2d((2, 3), 1), (9, 10)),
+        (nn.MaxPool2d((16, 17), 1), (18, 18)),  # 272 taps: wider than the kernel's uint8 winners
+    ],
+    ids=repr,
+)
+def test_keyed_max_pool_sends_each_gradient_to_the_plain_winner(pool, hw, gather_kernels):
     """Ties included (values 0..2): each output's gradient reaches the input nn.MaxPool2d picks."""
     from privcam.privacy import shuffle, unshuffle
 
     model = nn.Sequential(pool)
-    keyed = to_keyed(model, KEY, (2, 9, 10))
-    x = torch.randint(0, 3, (3, 2, 9, 10)).double().requires_grad_()
+    keyed = to_keyed(model, KEY, (2, *hw))
+    x = torch.randint(0, 3, (3, 2, *hw)).double().requires_grad_()
     x_keyed = shuffle(x.detach(), keyed.input_permutation).requires_grad_()
     out = model(x)
     weights = torch.randn_like(out)
     (out * weights).sum().backward()
     (keyed(x_keyed) * shuffle(weights, keyed.output_permutation)).sum().backward()
     torch.testing.assert_close(unshuffle(x_keyed.grad, keyed.input_permutation), x.grad, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("channels", [1, 7, 16, 33])
+@pytest.mark.parametrize("start", [0, 5, 300])
+def test_gather_kernel_equals_indexing(channels, start):
+    """The numba gather (blocks of rows, prefetching ahead) equals plain indexing over the map
+    with a zero row, for chunks starting anywhere and rows of any length."""
+    from privcam.nets.ops.tokens import _gather_rows
+
+    generator = torch.Generator().manual_seed(channels)
+    tokens = torch.randn(4, 70, channels, generator=generator)
+    table = torch.randint(0, 71, (90, 9), generator=generator, dtype=torch.int32)  # 70: the zero row
+    rows = 4 * 90 - start
+    out = torch.full((rows, 9, channels), float("nan"))
+    _gather_rows(tokens.numpy(), table.numpy(), start, out.numpy())
+    padded = torch.cat([tokens, tokens.new_zeros(4, 1, channels)], 1)
+    expected = padded[torch.arange(4)[:, None, None], table.long()[None]].reshape(-1, 9, channels)[start:]
+    assert torch.equal(out, expected)
