@@ -31,7 +31,8 @@ def keyed_conv2d(
         w = weight.permute(0, 2, 3, 1).reshape(c_out, taps * c_in)
         if transposed is not None:
             return from_tokens(_KeyedGemmConv.apply(to_tokens(x), w, bias, table, transposed, zero_row), out_hw)
-        if not (torch.is_grad_enabled() and (x.requires_grad or w.requires_grad)):
+        tracked = x.requires_grad or w.requires_grad or (bias is not None and bias.requires_grad)
+        if not (torch.is_grad_enabled() and tracked):
             return from_tokens(_gemm_rows(to_tokens(x), w, bias, table, zero_row), out_hw)
 
         def reduce(cols: torch.Tensor, start: int, stop: int) -> torch.Tensor:

@@ -318,3 +318,20 @@ def test_gather_kernel_equals_indexing(channels, start):
     padded = torch.cat([tokens, tokens.new_zeros(4, 1, channels)], 1)
     expected = padded[torch.arange(4)[:, None, None], table.long()[None]].reshape(-1, 9, channels)[start:]
     assert torch.equal(out, expected)
+
+
+def test_keyed_conv_trains_a_bias_under_a_frozen_weight():
+    """A first layer whose weight is frozen and bias trained (no gradient reaches the input or
+    the weight) still records the bias's gradient, equal to the plain one."""
+    from privcam.nets.ops.conv import KeyedConv2d
+    from privcam.privacy import shuffle
+
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1))
+    model[0].weight.requires_grad_(False)
+    keyed = to_keyed(model, KEY, (3, 9, 8))
+    conv = next(m for m in keyed.modules() if isinstance(m, KeyedConv2d))
+    conv.weight.requires_grad_(False)
+    x = torch.randn(2, 3, 9, 8)
+    model(x).square().sum().backward()
+    keyed(shuffle(x, keyed.input_permutation)).square().sum().backward()
+    torch.testing.assert_close(conv.bias.grad, model[0].bias.grad, atol=1e-4, rtol=1e-4)
