@@ -11,8 +11,11 @@ plain (relative error against the largest output, same top-1 per sample or per p
 batch 2, the median of 3 calls each, keyed and plain interleaved. Writes zoo.md (one row per
 family: models, OK or refused, worst relative error, keyed/plain time) and zoo.json (per model).
 
---speed times the named models at 224x224, batch 8, keyed (gather) against plain, interleaved
-round by round in one process; medians and the range of keyed/plain over the rounds.
+--speed times the named models at 224x224, batch 8, keyed (gather) against plain in one process:
+each round calls plain, keyed, keyed, plain (so neither always runs second) and its ratio is the
+keyed time over the plain time; prints the median and the range over the rounds. It also times,
+inside those calls, the layers that keying replaced (privcam's keyed modules) against the plain
+modules of the same name: a quieter view of what keying costs than the whole call.
 Targets: ViT-B/16 <= 1.05x plain; convnext_tiny and swin_t <= 1.3x.
 """
 
@@ -189,25 +192,61 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _time_modules(pairs: list[tuple[torch.nn.Module, torch.nn.Module]]) -> tuple[list[float], list[float]]:
+    """Hooks that add each call's time in the keyed modules and in their plain counterparts."""
+    totals: tuple[list[float], list[float]] = ([], [])
+    for side, modules in enumerate(zip(*pairs, strict=True)):
+        for module in modules:
+            started: list[float] = []
+            module.register_forward_pre_hook(lambda *_, s=started: s.append(time.perf_counter()))
+            module.register_forward_hook(lambda *_, s=started, t=totals[side]: t.append(time.perf_counter() - s.pop()))
+    return totals
+
+
 def speed(names: list[str], rounds: int, key: Key) -> None:
     for name in names:
         model = models.get_model(name, weights=None).eval()
         keyed = to_keyed(model, key, (3, 224, 224))
+        keyed_layers = {
+            qualified.removeprefix("graph_module."): module
+            for qualified, module in keyed.named_modules()
+            if type(module).__module__.startswith("privcam.") and qualified.startswith("graph_module.")
+        }
+        keyed_layers = {  # outermost only: a keyed layer's time includes its keyed parts
+            n: m for n, m in keyed_layers.items() if not any(n.startswith(f"{o}.") for o in keyed_layers)
+        }
+        plain_layers = dict(model.named_modules())
+        comparable = keyed_layers.keys() <= plain_layers.keys()  # else keying replaced functions too
+        replaced = [(m, plain_layers[n]) for n, m in keyed_layers.items()] if comparable else []
         frames = torch.randn(8, 3, 224, 224)
         keyed_frames = shuffle(frames, keyed.input_permutation)
         samples = {"plain": [], "keyed": []}
+        calls = {"plain": (model, frames), "keyed": (keyed, keyed_frames)}
         with torch.inference_mode():
             model(frames), keyed(keyed_frames)  # warm-up
+            in_keyed, in_plain = _time_modules(replaced)
             for _ in range(rounds):
-                for label, fn, x in (("plain", model, frames), ("keyed", keyed, keyed_frames)):
+                for label in ("plain", "keyed", "keyed", "plain"):
+                    fn, x = calls[label]
                     start = time.perf_counter()
                     fn(x)
                     samples[label].append(time.perf_counter() - start)
-        ratios = [k / p for k, p in zip(samples["keyed"], samples["plain"], strict=True)]
+        pairs = zip(
+            samples["keyed"][::2], samples["keyed"][1::2], samples["plain"][::2], samples["plain"][1::2], strict=True
+        )
+        ratios = [(k1 + k2) / (p1 + p2) for k1, k2, p1, p2 in pairs]
         plain, keyed_time = statistics.median(samples["plain"]), statistics.median(samples["keyed"])
+        calls_made = 2 * rounds
+        layers = (
+            f"{len(replaced)} keyed layers {sum(in_keyed) / calls_made * 1000:.1f} ms against plain's "
+            f"{sum(in_plain) / calls_made * 1000:.1f} ms: "
+            f"{1 + (sum(in_keyed) - sum(in_plain)) / calls_made / plain:.3f}x"
+            if comparable
+            else "keyed layers without a plain module of the same name: not compared"
+        )
         print(
             f"{name:<16} plain {plain * 1000:8.1f} ms  keyed {keyed_time * 1000:8.1f} ms  "
-            f"keyed/plain {keyed_time / plain:.2f}x (rounds {min(ratios):.2f}-{max(ratios):.2f}x)",
+            f"keyed/plain {statistics.median(ratios):.2f}x (rounds {min(ratios):.2f}-{max(ratios):.2f}x)  {layers}",
             flush=True,
         )
 
