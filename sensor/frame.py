@@ -15,8 +15,8 @@ import torch
 
 from ..base.images import write_png
 from ..base.store import FileFormat
-from ..privacy import Key, KeyedFrames, Readout, shuffle
-from ..privacy.mask import AdcFormat, remove_mask
+from ..privacy import Key, KeyedFrames, Readout
+from ..privacy.mask import AdcFormat
 from .isp import render_rgb8
 
 FRAME_FILE = FileFormat("frame", 2, container="npz")
@@ -76,12 +76,7 @@ class Frame:
                 f"this frame was captured with the key of fingerprint {self.metadata['key_fingerprint']}, "
                 f"not with the key of fingerprint {key.fingerprint}"
             )
-        readout, data = self.readout, self.data
-        if readout.masked:
-            channels = 1 if data.ndim == 2 else data.shape[2]
-            bits = self.adc.bit_depth
-            data = remove_mask(data, readout.mask(key, self.height, self.width, channels, bits), bits)
-        data = shuffle(data, readout.inverse(key, self.height, self.width))
+        data = self.readout.reveal(key, self.data, self.adc.bit_depth)
         return Frame(data, {**self.metadata, "key_fingerprint": None, "readout": None, "revealed": True})
 
     def to_tensor(self, packed: bool = False) -> torch.Tensor:

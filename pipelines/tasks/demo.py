@@ -24,8 +24,7 @@ from ...augment import KeyedAugmentation
 from ...base.atomic import atomic_write
 from ...base.images import write_png
 from ...nets import BACKENDS, create_model, to_keyed
-from ...privacy import AdcFormat, Key, KeyedFrames, KeyFileError, Readout, shuffle, unshuffle
-from ...privacy.mask import remove_mask
+from ...privacy import AdcFormat, Key, KeyedFrames, KeyFileError, Readout, unshuffle
 from ..attacks.visual import psnr
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
@@ -63,9 +62,7 @@ def protect(scene: np.ndarray, key: Key, readout: Readout) -> np.ndarray:
 
 def reveal(frame: np.ndarray, key: Key, readout: Readout) -> np.ndarray:
     """Unmask, then unshuffle: the picture for the key holder (noise for another key)."""
-    height, width = frame.shape[:2]
-    unmasked = remove_mask(frame, readout.mask(key, height, width, 3, 8), 8)
-    return shuffle(unmasked, readout.inverse(key, height, width))
+    return readout.reveal(key, frame, 8)
 
 
 def to_image(frames: torch.Tensor) -> np.ndarray:

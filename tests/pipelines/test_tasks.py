@@ -184,8 +184,10 @@ def test_simulate_fashion_mnist_with_per_frame_nonces(workdir):
     assert stats["frames"] == config["data"]["limit"]
 
 
+@pytest.mark.slow
 def test_torchrun_trains_with_two_processes(workdir):
-    """DistributedDataParallel over gloo on CPU: how users scale out training."""
+    """DistributedDataParallel over gloo on CPU: how users scale out training (slow: 20-25 s; the
+    default run launches torchrun in test_simulate)."""
     subprocess.run([sys.executable, "-m", "privcam.pipelines.cli", "keygen", "keys/test.key"], check=True)
     path = write_config(
         workdir / "ddp.yaml", **synthetic_run({"name": "train", "epochs": 2, "batch_size": 8}, name="ddp")

@@ -54,15 +54,47 @@ def test_codes_read_out_through_the_permutation_or_its_inverse_are_shuffle_then_
         assert out.dtype == dtype and out.shape == shape and np.array_equal(out, expected)
 
 
+@pytest.mark.parametrize(
+    ("unit", "shape"),
+    [
+        ("pixel", (7, 5)),  # 35 positions on a 6x6 grid: cycle-walked
+        ("pixel", (300, 251, 3)),  # several PRP blocks, the last one partial
+        ("pixel", (64, 64, 2)),
+        ("quad", (48, 62, 3)),
+        ("block", (40, 56)),
+    ],
+)
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+@pytest.mark.parametrize("mode", ["per_frame", "masked"])
+def test_a_per_frame_readout_and_its_reveal_are_shuffle_then_mask_and_back(unit, shape, dtype, mode):
+    """read_out computes the frame's order as it reads (no table): against shuffle by the PRP's
+    permutation and apply_mask; reveal gives the codes back bit for bit."""
+    bits = 8 if dtype == np.uint8 else 12
+    codes = np.random.default_rng(shape[1]).integers(0, 2**bits, shape).astype(dtype)
+    readout = Readout(mode=mode, unit=unit, nonce=shape[0])
+    height, width = shape[:2]
+    expected = shuffle(codes, readout.permutation(KEY, height, width))
+    if mode == "masked":
+        channels = shape[2] if len(shape) == 3 else 1
+        expected = apply_mask(expected, readout.mask(KEY, height, width, channels, bits), bits).astype(dtype)
+    sent = readout.read_out(KEY, codes, bits)
+    assert sent.dtype == dtype and sent.shape == shape and np.array_equal(sent, expected)
+    assert np.array_equal(readout.reveal(KEY, sent, bits), codes)
+    other = Readout(mode=mode, unit=unit, nonce=shape[0] + 1)
+    assert not np.array_equal(other.reveal(KEY, sent, bits), codes)
+
+
 def test_a_sensor_sized_frame_reads_out_as_shuffle_then_mask():
-    """Readout.read_out takes the scatter kernel above 4 MiB of codes: a 1024x1024 RGB frame."""
+    """Readout.read_out takes the scatter kernel above 4 MiB of codes (a 1024x1024 RGB frame), below
+    it prp.move_codes (a per-frame order, no table); reveal undoes both."""
     codes = np.random.default_rng(0).integers(0, 4096, (1024, 1024, 3), dtype=np.uint16)
     readout = Readout(mode="masked", nonce=77)
     expected = apply_mask(
         shuffle(codes, readout.permutation(KEY, 1024, 1024)), readout.mask(KEY, 1024, 1024, 3, 12), 12
     )
-    assert np.array_equal(readout.read_out(KEY, codes, 12), expected)
-    small = codes[:64, :64, 0]  # 8 KiB: the gather kernel
+    sent = readout.read_out(KEY, codes, 12)
+    assert np.array_equal(sent, expected) and np.array_equal(readout.reveal(KEY, sent, 12), codes)
+    small = codes[:64, :64, 0]  # 8 KiB
     expected = apply_mask(shuffle(small, readout.permutation(KEY, 64, 64)), readout.mask(KEY, 64, 64, 1, 12), 12)
     assert np.array_equal(readout.read_out(KEY, small, 12), expected)
 
@@ -104,6 +136,8 @@ def test_codes_wider_than_the_bit_depth_are_refused(table, masked):
         wide[position] = 4096
         with pytest.raises(ValueError, match="codes of bit depth 12 are at most 4095, got 4096"):
             shuffle_codes(wide, mask=mask, bit_depth=12, **{table: tables[table]})
+        with pytest.raises(ValueError, match="codes of bit depth 12 are at most 4095, got 4096"):
+            readout.read_out(KEY, wide, 12)  # a per-frame order read as the codes are (no table)
     with pytest.raises(ValueError, match=r"codes of bit depth 8 are at most 255, got \d+"):
         readout.read_out(KEY, codes, 8)
 
