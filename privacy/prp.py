@@ -15,7 +15,8 @@ Construction "privcam-prp-v1" (pinned by golden vectors in tests/privacy/test_pr
 
 perm[j] = E(j) is the plain position shown at keyed position j, as for the key schedule.
 Any one position or its inverse costs ROUNDS table reads (`prp_positions`); whole permutations are
-computed by a parallel numba kernel (`prp_permutation`, or `prp_permutations` for a batch of labels).
+computed by a parallel numba kernel (`prp_permutation`, or `prp_permutations` for a batch of labels),
+and `move_codes` applies a frame's order to its codes (or undoes it) with no table at all.
 """
 
 from __future__ import annotations

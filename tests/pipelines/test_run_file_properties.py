@@ -28,7 +28,15 @@ TINY_TASK = {
     "train": {"epochs": 1},
     "segment": {"epochs": 1},
     "reproduce": {"finetune_epochs": 1},
-    "attack": {"finetune_epochs": 1, "mlp_epochs": 1, "histogram_epochs": 1, "visual_frames": 8, "kpa_trials": 1},
+    # one protection mode: test_tasks runs the attacks in every mode
+    "attack": {
+        "finetune_epochs": 1,
+        "mlp_epochs": 1,
+        "histogram_epochs": 1,
+        "visual_frames": 8,
+        "kpa_trials": 1,
+        "modes": ["masked"],
+    },
     "webcam": {"frames": 2, "headless": True},
 }
 INPUT_PATHS = (("data", "path"), ("model", "weights"))
