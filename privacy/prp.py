@@ -15,8 +15,7 @@ Construction "privcam-prp-v1" (pinned by golden vectors in tests/privacy/test_pr
 
 perm[j] = E(j) is the plain position shown at keyed position j, as for the key schedule.
 Any one position or its inverse costs ROUNDS table reads (`prp_positions`); whole permutations are
-computed by a parallel numba kernel (`prp_permutation`, or `prp_permutations` for a batch of labels),
-and `move_codes` applies a frame's order to its codes (or undoes it) with no table at all.
+computed by a parallel numba kernel (`prp_permutation`, or `prp_permutations` for a batch of labels).
 """
 
 from __future__ import annotations
@@ -148,142 +147,55 @@ def _walk(index, n, tx, ty, inverse):
             return index
 
 
-@njit(inline="always")
-def _block_positions(start, count, n, tx, ty, inverse, xs, ys, out):
-    """out[j] = E(start + j) (or E^-1) for j < count, round by round over the block: the positions
-    are independent, so the CPU overlaps their table reads (position by position, each round
-    waits for the one before). xs, ys: scratch of at least count entries."""
-    a, b = np.uint32(ty.shape[1]), np.uint32(tx.shape[1])
-    rounds = tx.shape[0]
-    x0 = np.uint32(start // b)
-    y0 = np.uint32(start - np.int64(x0) * b)
-    for j in range(count):
-        xs[j] = x0
-        ys[j] = y0
-        y0 += 1
-        if y0 == b:
-            y0 = 0
-            x0 += 1
-    for step in range(rounds):
-        if inverse:
-            r = rounds - 1 - step
-            tyr, txr = ty[r], tx[r]
-            for j in range(count):
-                y = ys[j] + (b - tyr[xs[j]])
-                ys[j] = y - b if y >= b else y
-            for j in range(count):
-                x = xs[j] + (a - txr[ys[j]])
-                xs[j] = x - a if x >= a else x
-        else:
-            txr, tyr = tx[step], ty[step]
-            for j in range(count):
-                x = xs[j] + txr[ys[j]]
-                xs[j] = x - a if x >= a else x
-            for j in range(count):
-                y = ys[j] + tyr[xs[j]]
-                ys[j] = y - b if y >= b else y
-    for j in range(count):
-        index = np.int64(xs[j]) * b + ys[j]
-        out[j] = index if index < n else _walk(index, n, tx, ty, inverse)
-
-
 @on_torch_threads
 @njit(parallel=True, cache=True, boundscheck=False, fastmath=True)
 def _all_positions(n, tx_all, ty_all, inverse, out):
     """out[f] = the permutation of round tables tx_all[f], ty_all[f], block by block over every frame."""
+    a, b = np.uint32(ty_all.shape[2]), np.uint32(tx_all.shape[2])
+    rounds = tx_all.shape[1]
     blocks = (n + _BLOCK - 1) // _BLOCK
     for item in prange(out.shape[0] * blocks):
         frame, block = item // blocks, item % blocks
+        tx, ty = tx_all[frame], ty_all[frame]
         start = block * _BLOCK
         count = min(start + _BLOCK, n) - start
         xs = np.empty(_BLOCK, np.uint32)
         ys = np.empty(_BLOCK, np.uint32)
-        _block_positions(start, count, n, tx_all[frame], ty_all[frame], inverse, xs, ys, out[frame, start:])
-
-
-def move_codes(
-    key: Key, label: str, codes: np.ndarray, size: int, mask: np.ndarray | None, bit_depth: int, inverse: bool = False
-) -> np.ndarray:
-    """A per-frame readout applied to codes, or undone, in one pass with no permutation table: the
-    keyed PRP's positions are computed block by block as the codes are read.
-
-    Forward (the camera's readout): keyed unit j shows plain unit E(j), with the mask's value at its
-    keyed position added modulo 2^bit_depth. inverse=True (the reveal): plain unit i shows keyed unit
-    E^-1(i), the mask's value at that keyed position subtracted. E is this module's permutation of
-    the frame's units for (key, label), as prp_permutation(key, label, units) gives it.
-
-    Args:
-        codes: (H, W, C) uint8 or uint16 codes below 2^bit_depth (privacy.shuffle.check_codes).
-        size: the unit's side in pixels; H and W are multiples of it.
-        mask: codes' shape, uint16, in keyed order; or None for no mask.
-
-    Returns:
-        codes' shape and dtype.
-    """
-    height, width, channels = codes.shape
-    units = (height // size) * (width // size)
-    tx, ty = round_tables(key, label, units)
-    flat = np.ascontiguousarray(codes).reshape(height * width, channels)
-    mask_rows = np.zeros((0, channels), np.uint16) if mask is None else mask.reshape(height * width, channels)
-    code_mask = np.uint16(2**bit_depth - 1)
-    out = np.empty_like(flat)
-    if np.bitwise_or.reduce(_move(flat, width, size, tx, ty, inverse, mask_rows, code_mask, out)) > code_mask:
-        raise ValueError(f"codes of bit depth {bit_depth} are at most {int(code_mask)}, got {int(codes.max())}")
-    return out.reshape(codes.shape)
-
-
-@njit(inline="always")
-def _moved_code(value, mask, p_out, p_in, c, masked, inverse, modulus, code_mask):
-    """The code move_codes writes at p_out for `value` read at p_in: the mask (in keyed order) added
-    at the keyed p_out, or subtracted, on the way back, at the keyed p_in, modulo 2^bits."""
-    if not masked:
-        return value
-    if inverse:
-        return (np.uint32(value) + modulus - mask[p_in, c]) & code_mask
-    return (value + mask[p_out, c]) & code_mask
-
-
-@on_torch_threads
-@njit(parallel=True, cache=True, boundscheck=False, fastmath=True)
-def _move(codes, width, size, tx, ty, inverse, mask, code_mask, out):
-    """move_codes on (H*W, C) rows; returns the OR of each block's codes (above code_mask: too wide)."""
-    channels = codes.shape[1]
-    units_w = width // size
-    units = codes.shape[0] // (size * size)
-    masked = mask.shape[0] > 0
-    modulus = np.uint32(code_mask) + 1
-    blocks = (units + _BLOCK - 1) // _BLOCK
-    bits = np.zeros(blocks, np.uint64)
-    for block in prange(blocks):
-        start = block * _BLOCK
-        count = min(start + _BLOCK, units) - start
-        xs = np.empty(_BLOCK, np.uint32)
-        ys = np.empty(_BLOCK, np.uint32)
-        sources = np.empty(_BLOCK, np.int64)
-        _block_positions(start, count, units, tx, ty, inverse, xs, ys, sources)
-        seen = np.uint64(0)
-        for k in range(count):
-            unit, source = start + k, sources[k]
-            if size == 1:  # a pixel's position is its unit's: no divisions
-                for c in range(channels):
-                    value = codes[source, c]
-                    seen |= np.uint64(value)
-                    out[unit, c] = _moved_code(value, mask, unit, source, c, masked, inverse, modulus, code_mask)
-                continue
-            to_row, to_col = (unit // units_w) * size, (unit % units_w) * size
-            from_row, from_col = (source // units_w) * size, (source % units_w) * size
-            for dy in range(size):
-                to_base = (to_row + dy) * width + to_col
-                from_base = (from_row + dy) * width + from_col
-                for dx in range(size):
-                    for c in range(channels):
-                        value = codes[from_base + dx, c]
-                        seen |= np.uint64(value)
-                        out[to_base + dx, c] = _moved_code(
-                            value, mask, to_base + dx, from_base + dx, c, masked, inverse, modulus, code_mask
-                        )
-        bits[block] = seen
-    return bits
+        x0 = np.uint32(start // b)
+        y0 = np.uint32(start - np.int64(x0) * b)
+        for j in range(count):
+            xs[j] = x0
+            ys[j] = y0
+            y0 += 1
+            if y0 == b:
+                y0 = 0
+                x0 += 1
+        # Round by round over the block: the positions are independent, so the CPU overlaps their
+        # table reads (position by position, each round waits for the one before).
+        for step in range(rounds):
+            if inverse:
+                r = rounds - 1 - step
+                tyr, txr = ty[r], tx[r]
+                for j in range(count):
+                    y = ys[j] + (b - tyr[xs[j]])
+                    ys[j] = y - b if y >= b else y
+                for j in range(count):
+                    x = xs[j] + (a - txr[ys[j]])
+                    xs[j] = x - a if x >= a else x
+            else:
+                txr, tyr = tx[step], ty[step]
+                for j in range(count):
+                    x = xs[j] + txr[ys[j]]
+                    xs[j] = x - a if x >= a else x
+                for j in range(count):
+                    y = ys[j] + tyr[xs[j]]
+                    ys[j] = y - b if y >= b else y
+        row = out[frame]
+        for j in range(count):
+            index = np.int64(xs[j]) * b + ys[j]
+            if index >= n:
+                index = _walk(index, n, tx, ty, inverse)
+            row[start + j] = index
 
 
 @njit(cache=True)

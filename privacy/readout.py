@@ -25,7 +25,7 @@ PROTECTION_MODES: tuple[str, ...] = ("paper", "per_frame", "masked")
 DEFAULT_BLOCK = 8
 COUNTER_BITS = 32  # a stream's nonces are (per-run prefix << COUNTER_BITS) + frame index
 NONCE_BITS = 96
-_SCATTER_BYTES = 4 << 20  # frames of codes this large are read out through a table, by destination block
+_SCATTER_BYTES = 4 << 20  # frames of codes this large are read out by destination block
 
 
 class ReadoutError(ValueError):
@@ -238,17 +238,13 @@ class Readout:
 
     def read_out(self, key: Key, codes: np.ndarray, bit_depth: int) -> np.ndarray:
         """What the camera sends: ADC codes (H, W) or (H, W, C), uint8 or uint16, in physical order,
-        put in this readout's keyed order and masked in the "masked" mode, in one pass. A per-frame
-        order of a frame that fits the caches is computed as its codes are read (prp.move_codes:
-        no table); otherwise the order's table is read (privacy.shuffle.shuffle_codes), and frames
-        larger than the caches are written out through the inverse (cached too, for the reveal)."""
+        put in this readout's keyed order and masked in the "masked" mode, in one pass
+        (privacy.shuffle.shuffle_codes). Frames larger than the caches are written out through the
+        inverse permutation (cached too, for the reveal)."""
         from .shuffle import check_codes, shuffle_codes
 
         check_codes(codes, bit_depth)
         height, width = codes.shape[:2]
-        self._check(key, height, width)
-        if self.per_frame and codes.nbytes < _SCATTER_BYTES:
-            return self._move_codes(key, codes, bit_depth, inverse=False)
         mask = self._codes_mask(key, codes, bit_depth)
         if codes.nbytes >= _SCATTER_BYTES:
             return shuffle_codes(codes, inverse=self.inverse(key, height, width), mask=mask, bit_depth=bit_depth)
@@ -262,9 +258,6 @@ class Readout:
 
         check_codes(codes, bit_depth)
         height, width = codes.shape[:2]
-        self._check(key, height, width)
-        if self.per_frame and codes.nbytes < _SCATTER_BYTES:
-            return self._move_codes(key, codes, bit_depth, inverse=True)
         if self.masked:
             codes = remove_mask(codes, self._codes_mask(key, codes, bit_depth), bit_depth)
         return shuffle(codes, self.inverse(key, height, width))
@@ -275,22 +268,6 @@ class Readout:
             return None
         channels = 1 if codes.ndim == 2 else codes.shape[2]
         return self.mask(key, codes.shape[0], codes.shape[1], channels, bit_depth)
-
-    def _move_codes(self, key: Key, codes: np.ndarray, bit_depth: int, inverse: bool) -> np.ndarray:
-        from .prp import move_codes
-
-        height, width = codes.shape[:2]
-        channels = 1 if codes.ndim == 2 else codes.shape[2]
-        moved = move_codes(
-            key,
-            self.label(height, width),
-            codes.reshape(height, width, channels),
-            self.unit_size,
-            self._codes_mask(key, codes, bit_depth),
-            bit_depth,
-            inverse,
-        )
-        return moved.reshape(codes.shape)
 
     def read_out_tensor(self, key: Key, codes: torch.Tensor, bit_depth: int) -> torch.Tensor:
         """read_out for codes in a torch tensor, on its device (a sensor capturing on a GPU): (H, W)
@@ -406,9 +383,8 @@ def _inverse(readout: Readout, key: Key, height: int, width: int) -> np.ndarray:
 
 
 # The tables by whether the readout is per frame. A paper-mode order serves every frame of a size,
-# so several stay; a per-frame order serves its frame's capture and reveal (frames beyond the
-# caches) or its keyed network's input, and the two last stay: kept longer, each new one would take
-# fresh memory (16 MB at 1080p, page faults included).
+# so several stay; a per-frame order serves its frame's capture and reveal, and the two last stay:
+# kept longer, each new one would take fresh memory (16 MB at 1080p, page faults included).
 _PERMUTATIONS = {False: lru_cache(maxsize=16)(_permutation), True: lru_cache(maxsize=2)(_permutation)}
 _INVERSES = {False: lru_cache(maxsize=16)(_inverse), True: lru_cache(maxsize=2)(_inverse)}
 

@@ -67,8 +67,8 @@ def test_codes_read_out_through_the_permutation_or_its_inverse_are_shuffle_then_
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
 @pytest.mark.parametrize("mode", ["per_frame", "masked"])
 def test_a_per_frame_readout_and_its_reveal_are_shuffle_then_mask_and_back(unit, shape, dtype, mode):
-    """read_out computes the frame's order as it reads (no table): against shuffle by the PRP's
-    permutation and apply_mask; reveal gives the codes back bit for bit."""
+    """read_out against shuffle by the PRP's permutation and apply_mask, in every unit (a cycle-walked
+    7x5 frame among them); reveal gives the codes back bit for bit, another nonce's reveal does not."""
     bits = 8 if dtype == np.uint8 else 12
     codes = np.random.default_rng(shape[1]).integers(0, 2**bits, shape).astype(dtype)
     readout = Readout(mode=mode, unit=unit, nonce=shape[0])
@@ -86,7 +86,7 @@ def test_a_per_frame_readout_and_its_reveal_are_shuffle_then_mask_and_back(unit,
 
 def test_a_sensor_sized_frame_reads_out_as_shuffle_then_mask():
     """Readout.read_out takes the scatter kernel above 4 MiB of codes (a 1024x1024 RGB frame), below
-    it prp.move_codes (a per-frame order, no table); reveal undoes both."""
+    it the gather; reveal undoes it."""
     codes = np.random.default_rng(0).integers(0, 4096, (1024, 1024, 3), dtype=np.uint16)
     readout = Readout(mode="masked", nonce=77)
     expected = apply_mask(
@@ -136,8 +136,6 @@ def test_codes_wider_than_the_bit_depth_are_refused(table, masked):
         wide[position] = 4096
         with pytest.raises(ValueError, match="codes of bit depth 12 are at most 4095, got 4096"):
             shuffle_codes(wide, mask=mask, bit_depth=12, **{table: tables[table]})
-        with pytest.raises(ValueError, match="codes of bit depth 12 are at most 4095, got 4096"):
-            readout.read_out(KEY, wide, 12)  # a per-frame order read as the codes are (no table)
     with pytest.raises(ValueError, match=r"codes of bit depth 8 are at most 255, got \d+"):
         readout.read_out(KEY, codes, 8)
 
