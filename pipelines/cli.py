@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import signal
 import sys
@@ -55,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         interrupted = _TERMINATED or isinstance(err, KeyboardInterrupt)
         if not (interrupted or isinstance(err, ValueError | OSError)):
             raise
+        global _INTERRUPTED
+        _INTERRUPTED = interrupted
         message = "interrupted" if interrupted else str(err)
         if not interrupted and isinstance(err, OSError) and err.strerror:  # a full disk, a read-only folder
             message = f"{err.strerror}: {err.filename}" if err.filename else err.strerror
@@ -63,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 _TERMINATED = False  # set by SIGTERM
+_INTERRUPTED = False  # set when main ends a command as interrupted (SIGTERM or Ctrl-C)
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -187,5 +191,19 @@ COMMANDS = {
 }
 
 
+def entry() -> None:
+    """The `privcam` command (and `python -m privcam.pipelines.cli`): exits with main's status. An
+    interrupted command has cleaned up as its exception unwound, and leaves without the
+    interpreter's shutdown: under `python -m`, a KeyboardInterrupt that landed inside code run by
+    exec() (as dataclasses and numba run theirs) makes CPython 3.11 end the process by SIGINT even
+    once handled, and a native thread stopped mid-call can abort the shutdown (SIGABRT)."""
+    code = main()
+    if _INTERRUPTED:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    entry()

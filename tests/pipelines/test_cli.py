@@ -196,6 +196,27 @@ def test_sigterm_ends_a_run_like_ctrl_c(workdir):
     assert not list((workdir / "runs" / "long").glob("*.tmp*"))
 
 
+def test_an_interrupted_command_exits_2_even_from_code_run_by_exec(tmp_path):
+    """Under `python -m`, CPython 3.11 ends a process by SIGINT, even after the KeyboardInterrupt was
+    handled, when it was raised inside exec()'d code: the entry point leaves with main's status."""
+    (tmp_path / "interrupted_in_exec.py").write_text(
+        "import sys\n"
+        "from privcam.pipelines import cli\n"
+        "SOURCE = 'import os, signal, time\\nos.kill(os.getpid(), signal.SIGTERM)\\nwhile True: time.sleep(0.01)'\n"
+        "cli.COMMANDS['info'] = lambda args: exec(SOURCE)\n"
+        "cli.entry() if sys.argv.pop(1) == 'entry' else sys.exit(cli.main())\n"
+    )
+    for how, code in (("entry", 2), ("main", -signal.SIGINT)):  # main alone shows the trap
+        result = subprocess.run(
+            [sys.executable, "-m", "interrupted_in_exec", how, "info"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == code and "privcam info: error: interrupted" in result.stderr, (how, result)
+
+
 def assert_validate_reports_in_order(path, capsys, lines: list[str]) -> None:
     assert main(["validate", str(path)]) == 2
     text = capsys.readouterr().err
