@@ -14,6 +14,7 @@ import signal
 import sys
 from importlib import metadata
 from pathlib import Path
+from types import FrameType
 
 USER_ERROR_EXIT = 2
 
@@ -49,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     webcam.add_argument("--record", type=Path, help="also record the window to this MP4")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` and schedulers end a run as Ctrl-C does: cleanly
+    if hasattr(signal, "SIGALRM"):
+        signal.signal(signal.SIGALRM, _interrupt)  # an interruption deferred past an import
     try:
         return COMMANDS[args.command](args)
     except (Exception, KeyboardInterrupt) as err:
@@ -69,10 +72,35 @@ _TERMINATED = False  # set by SIGTERM
 _INTERRUPTED = False  # set when main ends a command as interrupted (SIGTERM or Ctrl-C)
 
 
-def _interrupt(signum: int, frame: object) -> None:
+# A KeyboardInterrupt raised inside an import or a numba compilation can leave a half-built
+# library behind (llvmlite freeing a module twice: SIGSEGV) or be lost altogether (runs that went on
+# after SIGTERM landed in an import); there the interruption waits for them to finish.
+_DEFER_RETRY_S = 0.05
+_DEFERRING_PACKAGES = ("numba", "llvmlite")
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM (and its retries by SIGALRM): raise KeyboardInterrupt, as Ctrl-C does, unless the
+    main thread is importing or compiling; then ask again in _DEFER_RETRY_S."""
     global _TERMINATED
+    if signum != signal.SIGTERM and not _TERMINATED:
+        return  # an alarm, but no interruption waiting
     _TERMINATED = True
+    if hasattr(signal, "setitimer") and _importing_or_compiling(frame):
+        signal.setitimer(signal.ITIMER_REAL, _DEFER_RETRY_S)
+        return
     raise KeyboardInterrupt
+
+
+def _importing_or_compiling(frame: FrameType | None) -> bool:
+    """Whether the command that main runs is inside an import or numba (frames above main: not
+    the command's own)."""
+    while frame is not None and frame.f_code is not main.__code__:
+        package = frame.f_globals.get("__name__", "").partition(".")[0]
+        if frame.f_code.co_filename.startswith("<frozen importlib") or package in _DEFERRING_PACKAGES:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _run(args) -> int:

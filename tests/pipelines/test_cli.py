@@ -217,6 +217,37 @@ def test_an_interrupted_command_exits_2_even_from_code_run_by_exec(tmp_path):
         assert result.returncode == code and "privcam info: error: interrupted" in result.stderr, (how, result)
 
 
+def test_sigterm_during_an_import_waits_for_the_import(tmp_path):
+    """SIGTERM landing in an import (or a numba compilation) is raised once the import has finished:
+    a KeyboardInterrupt inside one can leave a library half-built or be lost."""
+    (tmp_path / "slow_import.py").write_text(
+        "import os, pathlib, signal, time\n"
+        "os.kill(os.getpid(), signal.SIGTERM)\n"
+        "for _ in range(30):\n"
+        "    time.sleep(0.01)\n"
+        "pathlib.Path('imported').touch()\n"
+    )
+    (tmp_path / "interrupted_in_import.py").write_text(
+        "import time\n"
+        "from privcam.pipelines import cli\n"
+        "def command(args):\n"
+        "    import slow_import\n"
+        "    time.sleep(30)\n"
+        "cli.COMMANDS['info'] = command\n"
+        "cli.entry()\n"
+    )
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "interrupted_in_import", "info"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2 and "privcam info: error: interrupted" in result.stderr, result
+    assert (tmp_path / "imported").exists() and time.monotonic() - started < 25
+
+
 def assert_validate_reports_in_order(path, capsys, lines: list[str]) -> None:
     assert main(["validate", str(path)]) == 2
     text = capsys.readouterr().err
