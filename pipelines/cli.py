@@ -20,6 +20,7 @@ USER_ERROR_EXIT = 2
 
 
 def main(argv: list[str] | None = None) -> int:
+    global _INTERRUPTED
     parser = argparse.ArgumentParser(prog="privcam", description="privcam: a simulated privacy-preserving camera")
     commands = parser.add_subparsers(dest="command", required=True)
     for name, help_text in [("run", "run a YAML run file"), ("validate", "check a run file without running it")]:
@@ -59,7 +60,6 @@ def main(argv: list[str] | None = None) -> int:
         interrupted = _TERMINATED or isinstance(err, KeyboardInterrupt)
         if not (interrupted or isinstance(err, ValueError | OSError)):
             raise
-        global _INTERRUPTED
         _INTERRUPTED = interrupted
         message = "interrupted" if interrupted else str(err)
         if not interrupted and isinstance(err, OSError) and err.strerror:  # a full disk, a read-only folder

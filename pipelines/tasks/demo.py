@@ -55,16 +55,6 @@ class Standardise(nn.Module):
         return (x - self.mean) / self.std
 
 
-def protect(scene: np.ndarray, key: Key, readout: Readout) -> np.ndarray:
-    """The 8-bit picture as a camera in the "masked" mode sends it: shuffled, then masked."""
-    return readout.read_out(key, scene, 8)
-
-
-def reveal(frame: np.ndarray, key: Key, readout: Readout) -> np.ndarray:
-    """Unmask, then unshuffle: the picture for the key holder (noise for another key)."""
-    return readout.reveal(key, frame, 8)
-
-
 def to_image(frames: torch.Tensor) -> np.ndarray:
     """(1, 3, H, W) RGB in [0, 1] -> (H, W, 3) uint8."""
     return (frames[0].permute(1, 2, 0).clamp(0, 1) * 255).round().byte().numpy()
@@ -102,9 +92,9 @@ def run_demo(out: Path, key: Key, image_path: Path | None, size: int, backend: s
     scene, scene_name = load_scene(image_path, size)
     stream, nonce = Readout(), secrets.randbits(64)  # the default "masked" mode, a fresh nonce
     readout = stream.for_frame(nonce)
-    protected = protect(scene, key, readout)
-    revealed = reveal(protected, key, readout)
-    wrong_reveal = reveal(protected, wrong_key, readout)
+    protected = readout.read_out(key, scene, 8)  # the 8-bit picture as the camera sends it
+    revealed = readout.reveal(key, protected, 8)
+    wrong_reveal = readout.reveal(wrong_key, protected, 8)  # noise
     adc = AdcFormat(bit_depth=8, black_level_dn=0)  # 8-bit picture codes; network inputs in [0, 1]
     x = torch.from_numpy(adc.to_unit(scene.astype(np.float32)).transpose(2, 0, 1)).unsqueeze(0)
     frames = KeyedFrames(
